@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AlloysyncConfig(AppConfig):
+    name = "alloysync"
+    verbose_name = "Alloy sync"

@@ -1,0 +1,215 @@
+"""Django settings for alloysync.
+
+Every setting an operator may change comes from the environment (see the README's configuration
+table, and DESIGN.md for the contract). The defaults serve a new user with no servers at all:
+SQLite and kombu's filesystem broker under ``var/``.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+# A key that is fine on a laptop and refused anywhere DEBUG is off.
+_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 - refused when DEBUG is off
+
+
+def read_secret(name: str) -> str | None:
+    """The value of ``name``, or the stripped contents of the file named by ``name_FILE``.
+
+    Docker and Kubernetes secrets arrive as files; reading them here keeps keys out of the process
+    environment that ``ps e`` and crash reporters can see.
+    """
+    value = env.str(name, default="")
+    if value:
+        return value
+    path = env.str(f"{name}_FILE", default="")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which cannot be read: {exc.strerror}") from exc
+
+
+def positive_number(name: str, default: float) -> float:
+    value = env.float(name, default=default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive number, got {value}")
+    return value
+
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = read_secret("DJANGO_SECRET_KEY") or _DEV_SECRET_KEY
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "scheduler.apps.SchedulerConfig",
+    "alloysync.apps.AlloysyncConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scheduler.urls"
+WSGI_APPLICATION = "scheduler.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_env() -> dict[str, Any]:
+    database = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # The web server, a worker and beat share one SQLite file in the embedded setup: WAL lets
+        # readers run beside a writer, IMMEDIATE transactions avoid lock-upgrade deadlocks, and the
+        # timeout makes a writer wait its turn instead of failing with "database is locked".
+        database.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+    return database
+
+
+DATABASES = {"default": _database_from_env()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "admin:login"
+
+# --- Jobs -------------------------------------------------------------------------------------
+# Modules imported at start-up; their @job_function decorators fill the registry. Nothing else is
+# ever imported on behalf of a job: names from Alloy are looked up in the registry only.
+JOB_MODULES = env.list("JOB_MODULES", default=["jobs.examples"])
+JOB_DEFAULT_TIMEZONE = env.str("JOB_DEFAULT_TIMEZONE", default="UTC")
+JOB_TIME_LIMIT = positive_number("JOB_TIME_LIMIT", 3600)
+# A running run refreshes its heartbeat this often; one silent for JOB_LOST_AFTER is "worker lost".
+JOB_HEARTBEAT_INTERVAL = positive_number("JOB_HEARTBEAT_INTERVAL", 30)
+JOB_LOST_AFTER = positive_number("JOB_LOST_AFTER", 4 * JOB_HEARTBEAT_INTERVAL)
+# Results bigger than this (as JSON) are stored truncated, so one chatty step cannot bloat the table.
+JOB_RESULT_MAX_BYTES = int(positive_number("JOB_RESULT_MAX_BYTES", 64 * 1024))
+
+# --- Alloy ------------------------------------------------------------------------------------
+ALLOY_BASE_URL = env.str("ALLOY_BASE_URL", default="https://api.uk.alloyapp.io")
+ALLOY_API_KEY = read_secret("ALLOY_API_KEY")
+ALLOY_JOB_DESIGN = env.str("ALLOY_JOB_DESIGN", default="")
+ALLOY_JOB_FLAG_ATTRIBUTE = env.str("ALLOY_JOB_FLAG_ATTRIBUTE", default="")
+ALLOY_CRON_ATTRIBUTE = env.str("ALLOY_CRON_ATTRIBUTE", default="")
+ALLOY_STEPS_ATTRIBUTE = env.str("ALLOY_STEPS_ATTRIBUTE", default="")
+ALLOY_TIMEZONE_ATTRIBUTE = env.str("ALLOY_TIMEZONE_ATTRIBUTE", default="")
+ALLOY_TITLE_ATTRIBUTE = env.str("ALLOY_TITLE_ATTRIBUTE", default="attributes_itemsTitle")
+ALLOY_COLLECTION = env.str("ALLOY_COLLECTION", default="Live")
+ALLOY_PAGE_SIZE = int(positive_number("ALLOY_PAGE_SIZE", 100))
+ALLOY_TIMEOUT = positive_number("ALLOY_TIMEOUT", 30)
+ALLOY_SYNC_INTERVAL = positive_number("ALLOY_SYNC_INTERVAL", 300)
+ALLOY_MAX_REMOVAL_FRACTION = env.float("ALLOY_MAX_REMOVAL_FRACTION", default=0.5)
+
+# --- Celery -----------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
+# The default is kombu's filesystem transport: it needs no server and works across processes,
+# which is all the embedded setup needs. Use redis:// or amqp:// in production.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.filesystem.html
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Runs and steps are recorded in our own tables; Celery's result store would be a second copy.
+# One queue for this service's tasks, named so that several deployments (or a test run) can share
+# a broker without taking each other's messages.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="alloysync")
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-ignore-result
+CELERY_TASK_IGNORE_RESULT = True
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-serializer
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Acknowledge on receipt (the default, stated here because it is a guarantee): a message whose
+# worker dies is not redelivered, so a job runs at most once per due time. The lost run is marked
+# failed by scheduler.reap_lost_runs instead.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+CELERY_TASK_ACKS_LATE = False
+# Jobs are long: one message per worker process at a time, so a free process takes the next job.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#timezone
+CELERY_TIMEZONE = "UTC"
+# https://django-celery-beat.readthedocs.io/en/latest/
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Entries that belong to the service itself. DatabaseScheduler writes them to the database at
+# start-up, so they exist after `migrate` plus a beat start, with no manual step.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule
+CELERY_BEAT_SCHEDULE = {
+    "scheduler.reap_lost_runs": {
+        "task": "scheduler.reap_lost_runs",
+        "schedule": JOB_HEARTBEAT_INTERVAL,
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
