@@ -1,0 +1,172 @@
+"""A job's definition (name, cron, zone, steps), validated once, whoever supplies it.
+
+The admin and the Alloy mapping both build a ``JobSpec`` here, so a definition is accepted or refused
+with the same messages wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from scheduler import registry
+from scheduler.cron import CronError, CrontabFields, parse_cron
+
+_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+NAME_MAX_LENGTH = 200
+
+
+class JobSpecError(ValueError):
+    """A definition that cannot be scheduled; ``errors`` holds one message per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+@dataclass(frozen=True)
+class Step:
+    function: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"function": self.function, "kwargs": dict(self.kwargs)}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    cron: str
+    timezone: str
+    steps: tuple[Step, ...]
+    crontab: CrontabFields
+
+    def steps_json(self) -> list[dict[str, Any]]:
+        return [step.as_json() for step in self.steps]
+
+
+def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[Any]) -> JobSpec:
+    """Validate every part and return the spec, or raise JobSpecError listing every problem."""
+    errors: list[str] = []
+    name = (name or "").strip()
+    if not name:
+        errors.append("name is empty")
+    elif len(name) > NAME_MAX_LENGTH:
+        errors.append(f"name is longer than {NAME_MAX_LENGTH} characters")
+    cron = cron.strip() if isinstance(cron, str) else cron
+    crontab = None
+    try:
+        crontab = parse_cron(cron)
+    except CronError as exc:
+        errors.append(str(exc))
+    timezone_error = _timezone_error(timezone)
+    if timezone_error:
+        errors.append(timezone_error)
+    parsed_steps: tuple[Step, ...] = ()
+    try:
+        parsed_steps = tuple(parse_steps(steps))
+    except JobSpecError as exc:
+        errors.extend(exc.errors)
+    if errors or crontab is None:
+        raise JobSpecError(errors)
+    return JobSpec(name=name, cron=cron, timezone=timezone, steps=parsed_steps, crontab=crontab)
+
+
+def _timezone_error(timezone: str) -> str | None:
+    if not isinstance(timezone, str) or not timezone.strip():
+        return "time zone is empty"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"time zone {timezone!r} is not a known IANA zone (e.g. 'Europe/London', 'UTC')"
+    return None
+
+
+def parse_steps(value: str | list[Any]) -> list[Step]:
+    """Steps from text (one ``function {json kwargs}`` a line) or a JSON list of objects.
+
+    Every function must be registered and its kwargs must bind to its signature. Raises
+    JobSpecError with one message per bad step, each naming the step number.
+    """
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise JobSpecError([f"steps look like a JSON list but are not valid JSON: {exc}"]) from None
+    if isinstance(value, list):
+        raw_steps = [_step_from_object(number, entry) for number, entry in enumerate(value, start=1)]
+    elif isinstance(value, str):
+        lines = [line.strip() for line in value.splitlines()]
+        lines = [line for line in lines if line and not line.startswith("#")]
+        raw_steps = [_step_from_line(number, line) for number, line in enumerate(lines, start=1)]
+    else:
+        raise JobSpecError([f"steps must be text or a JSON list, got {type(value).__name__}"])
+    if not raw_steps:
+        raise JobSpecError(["steps are empty: at least one function is required"])
+    errors = [message for message in raw_steps if isinstance(message, str)]
+    steps = [step for step in raw_steps if isinstance(step, Step)]
+    for number, step in enumerate(raw_steps, start=1):
+        if isinstance(step, Step):
+            error = _registry_error(step)
+            if error:
+                errors.append(f"step {number}: {error}")
+    if errors:
+        raise JobSpecError(sorted(errors, key=_step_number))
+    return steps
+
+
+def _step_number(message: str) -> int:
+    match = re.match(r"step (\d+)", message)
+    return int(match.group(1)) if match else 0
+
+
+def _step_from_line(number: int, line: str) -> Step | str:
+    function, _, kwargs_text = line.partition(" ")
+    if not _FUNCTION_NAME.match(function):
+        return f"step {number}: {function!r} is not a function name"
+    kwargs_text = kwargs_text.strip()
+    kwargs: Any = {}
+    if kwargs_text:
+        try:
+            kwargs = json.loads(kwargs_text)
+        except json.JSONDecodeError as exc:
+            return f"step {number} ({function}): arguments are not valid JSON: {exc.msg} at column {exc.colno}"
+    return _make_step(number, function, kwargs)
+
+
+def _step_from_object(number: int, entry: Any) -> Step | str:
+    if not isinstance(entry, dict) or "function" not in entry:
+        return f'step {number}: expected an object like {{"function": "...", "kwargs": {{...}}}}'
+    unknown_keys = set(entry) - {"function", "kwargs"}
+    if unknown_keys:
+        return f"step {number}: unknown keys {', '.join(sorted(unknown_keys))}"
+    return _make_step(number, entry["function"], entry.get("kwargs", {}))
+
+
+def _make_step(number: int, function: Any, kwargs: Any) -> Step | str:
+    if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
+        return f"step {number}: {function!r} is not a function name"
+    if not isinstance(kwargs, dict):
+        return f"step {number} ({function}): arguments must be a JSON object, got {type(kwargs).__name__}"
+    return Step(function=function, kwargs=kwargs)
+
+
+def _registry_error(step: Step) -> str | None:
+    try:
+        registry.get_job_function(step.function).check_kwargs(step.kwargs)
+    except (registry.UnknownJobFunction, registry.JobFunctionArgumentsError) as exc:
+        return str(exc)
+    return None
+
+
+def steps_as_text(steps: list[dict[str, Any]]) -> str:
+    """The one-step-a-line form of stored steps, as operators type them in the admin."""
+    lines = []
+    for step in steps:
+        kwargs = step.get("kwargs") or {}
+        lines.append(f"{step['function']} {json.dumps(kwargs)}" if kwargs else step["function"])
+    return "\n".join(lines)
