@@ -1,0 +1,129 @@
+"""Jobs and their run history. Field names are public (DESIGN.md): operators query them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django_celery_beat.models import PeriodicTask
+
+
+class Job(models.Model):
+    class Source(models.TextChoices):
+        ALLOY = "alloy", "Alloy"
+        LOCAL = "local", "Local"
+
+    name = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LOCAL)
+    external_id = models.CharField(
+        max_length=64, blank=True, help_text="The Alloy item id; unique per source. Empty for local jobs."
+    )
+    cron = models.CharField(max_length=200, help_text="Five-field cron expression or a macro such as @daily.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone the cron is read in.")
+    steps = models.JSONField(default=list, help_text='Functions run in order: [{"function": "...", "kwargs": {...}}].')
+    periodic_task = models.OneToOneField(
+        PeriodicTask,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="job",
+        help_text="Beat's schedule entry; empty once the job is removed.",
+    )
+    removed_at = models.DateTimeField(null=True, blank=True)
+    sync_error = models.TextField(
+        blank=True, help_text="Why the source's latest definition was refused; the last valid one keeps running."
+    )
+    pause_note = models.TextField(blank=True, help_text="Why an operator paused the job.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
+                name="job_unique_external_id_per_source",
+            )
+        ]
+        indexes = [models.Index(fields=["name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_paused(self) -> bool:
+        # The PeriodicTask's enabled box is the one switch beat reads, so it is the pause state.
+        return self.periodic_task is not None and not self.periodic_task.enabled
+
+
+class JobRun(models.Model):
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Manual (admin)"
+        COMMAND = "command", "Command"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Refreshed while running; a stale one means the worker was lost."
+    )
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the process that ran it.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # Two runs of one job never run at once: the second one's claim fails on this index.
+            models.UniqueConstraint(fields=["job"], condition=Q(status="running"), name="jobrun_one_running_per_job")
+        ]
+        indexes = [
+            models.Index(fields=["job", "-created_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.job} run {self.pk} ({self.status})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class StepRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(help_text="1-based order within the run.")
+    function = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="JSON-safe return value, truncated past a size cap.")
+    error = models.TextField(blank=True, help_text="Traceback of a failed step.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="steprun_unique_position")]
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"step {self.position} {self.function} ({self.status})"

@@ -1,0 +1,129 @@
+"""Write operations on jobs: create, update, pause, resume, remove, run now.
+
+Every path that changes a job's schedule goes through here (the admin, the Alloy sync, tests), so the
+rules hold everywhere: CrontabSchedule rows are shared, an existing schedule's ``enabled`` flag (the
+operators' pause) is never touched by a definition change, and a removed job keeps its history.
+"""
+
+from __future__ import annotations
+
+import json
+
+from celery import current_app
+from django.db import transaction
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from scheduler.cron import CrontabFields
+from scheduler.jobspec import JobSpec
+from scheduler.models import Job, JobRun
+
+RUN_JOB_TASK = "scheduler.run_job"
+
+
+def periodic_task_name(job: Job) -> str:
+    # PeriodicTask.name is unique; job names need not be, the id makes it so.
+    return f"job {job.pk}: {job.name}"[:200]
+
+
+def crontab_schedule_get_or_create(*, fields: CrontabFields, timezone_name: str) -> CrontabSchedule:
+    """The shared CrontabSchedule row for these fields and zone, created if missing.
+
+    The table has no unique constraint, so duplicates made by an earlier race may exist: use the
+    oldest rather than fail with MultipleObjectsReturned.
+    """
+    lookup = {
+        "minute": fields.minute,
+        "hour": fields.hour,
+        "day_of_month": fields.day_of_month,
+        "month_of_year": fields.month_of_year,
+        "day_of_week": fields.day_of_week,
+        "timezone": timezone_name,
+    }
+    existing = CrontabSchedule.objects.filter(**lookup).order_by("pk").first()
+    return existing or CrontabSchedule.objects.create(**lookup)
+
+
+def _apply_spec(job: Job, spec: JobSpec) -> None:
+    job.name = spec.name
+    job.cron = spec.cron
+    job.timezone = spec.timezone
+    job.steps = spec.steps_json()
+    job.sync_error = ""
+
+
+def _schedule_job(job: Job, spec: JobSpec) -> None:
+    """Point the job's PeriodicTask at the spec's crontab, creating the task if the job has none."""
+    crontab = crontab_schedule_get_or_create(fields=spec.crontab, timezone_name=spec.timezone)
+    task = job.periodic_task
+    if task is None:
+        job.periodic_task = PeriodicTask.objects.create(
+            name=periodic_task_name(job),
+            task=RUN_JOB_TASK,
+            crontab=crontab,
+            args=json.dumps([job.pk]),
+            description=f"Runs job {job.pk} ({job.source} {job.external_id})".strip(),
+        )
+        return
+    task.name = periodic_task_name(job)
+    task.crontab = crontab
+    # save() (not a queryset update) so django-celery-beat's signal tells beat to reload.
+    task.save(update_fields=["name", "crontab"])
+
+
+def job_create(*, spec: JobSpec, source: str = Job.Source.LOCAL, external_id: str = "") -> Job:
+    return job_save(job=Job(source=source, external_id=external_id), spec=spec)
+
+
+@transaction.atomic
+def job_save(*, job: Job, spec: JobSpec) -> Job:
+    """Apply a definition to a new or existing job and schedule it.
+
+    A paused job stays paused; a removed job is scheduled again.
+    """
+    _apply_spec(job, spec)
+    job.removed_at = None
+    if job.pk is None:
+        job.save()  # the PeriodicTask's arguments carry the job's id
+    _schedule_job(job, spec)
+    job.save()
+    return job
+
+
+def job_pause(*, job: Job, note: str = "") -> None:
+    if job.periodic_task is None:
+        raise ValueError(f"job {job} is removed and has no schedule to pause")
+    with transaction.atomic():
+        job.pause_note = note
+        job.save(update_fields=["pause_note", "updated_at"])
+        job.periodic_task.enabled = False
+        job.periodic_task.save(update_fields=["enabled"])
+
+
+def job_resume(*, job: Job) -> None:
+    if job.periodic_task is None:
+        raise ValueError(f"job {job} is removed and has no schedule to resume")
+    with transaction.atomic():
+        job.pause_note = ""
+        job.save(update_fields=["pause_note", "updated_at"])
+        job.periodic_task.enabled = True
+        job.periodic_task.save(update_fields=["enabled"])
+
+
+@transaction.atomic
+def job_remove(*, job: Job) -> None:
+    """Stop scheduling the job; the Job row and its run history stay."""
+    task = job.periodic_task
+    job.periodic_task = None
+    job.removed_at = timezone.now()
+    job.save(update_fields=["periodic_task", "removed_at", "updated_at"])
+    if task is not None:
+        task.delete()
+
+
+def job_run_now(*, job: Job, trigger: str = JobRun.Trigger.MANUAL) -> JobRun:
+    """Queue a run for a worker; the message is sent only once the queued row is committed."""
+    with transaction.atomic():
+        run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED)
+        transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}))
+    return run
