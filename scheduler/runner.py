@@ -1,0 +1,270 @@
+"""The runner: a job's steps, in order, in this process, each recorded.
+
+A run is claimed with a compare-and-set on its status, guarded by a partial unique index that allows
+one running run per job: whichever process loses that race records its run as skipped. A failed step
+stops the run and the rest are marked skipped. A heartbeat thread keeps ``heartbeat_at`` fresh so
+``job_runs_reap_lost`` can tell a dead worker from a slow step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from scheduler import registry
+from scheduler.models import Job, JobRun, StepRun
+
+logger = logging.getLogger(__name__)
+
+StepCallback = Callable[[StepRun], None]
+
+
+class JobTimeLimitExceeded(BaseException):
+    """Raised inside a step when the run's time limit passes.
+
+    A BaseException, so that a step's own ``except Exception`` cannot swallow it.
+    """
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def job_run_execute(
+    *,
+    job: Job,
+    trigger: str,
+    run: JobRun | None = None,
+    worker: str | None = None,
+    on_step: StepCallback | None = None,
+    time_limit: float | None = None,
+) -> JobRun:
+    """Run ``job`` now in this process and return its finished JobRun.
+
+    ``run`` is a queued run made earlier (admin "run now"); otherwise one is created.
+    """
+    if run is None:
+        run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED)
+    skip_reason = _reason_not_to_run(job, run)
+    if skip_reason:
+        return _finish_skipped(run, skip_reason)
+    claimed = _claim(run, worker or default_worker_name())
+    if claimed is None:
+        return _finish_skipped(run, "previous run still running")
+    if not claimed:
+        # Another delivery of the same message claimed this run first; it is theirs to finish.
+        logger.warning("run %s of job %s was already claimed; not running it twice", run.pk, job.pk)
+        run.refresh_from_db()
+        return run
+    step_runs = _create_step_runs(run, job.steps)
+    limit = time_limit if time_limit is not None else settings.JOB_TIME_LIMIT
+    with _heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
+        failure = _run_steps(step_runs, deadline=time.monotonic() + limit, limit=limit, on_step=on_step)
+    return _finish(run, failure)
+
+
+def _reason_not_to_run(job: Job, run: JobRun) -> str:
+    if run.trigger != JobRun.Trigger.SCHEDULE:
+        return ""  # an operator asked for this run explicitly
+    if job.periodic_task is None:
+        return "job was removed"
+    if not job.periodic_task.enabled:
+        return "job is paused"
+    return ""
+
+
+def _claim(run: JobRun, worker: str) -> bool | None:
+    """True if this process now owns the run, False if another did, None if the job is busy."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED).update(
+                status=JobRun.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+            )
+    except IntegrityError:
+        # jobrun_one_running_per_job: another run of this job is running.
+        return None
+    if updated:
+        run.status, run.started_at, run.heartbeat_at, run.worker = JobRun.Status.RUNNING, now, now, worker
+    return bool(updated)
+
+
+def _create_step_runs(run: JobRun, steps: list[dict[str, Any]]) -> list[StepRun]:
+    # The job's steps are copied into the run, so history shows what actually ran even after edits.
+    return StepRun.objects.bulk_create(
+        StepRun(run=run, position=position, function=step["function"], kwargs=step.get("kwargs") or {})
+        for position, step in enumerate(steps, start=1)
+    )
+
+
+def _run_steps(
+    step_runs: list[StepRun], *, deadline: float, limit: float, on_step: StepCallback | None
+) -> StepRun | None:
+    """Run steps in order; return the step that failed, or None."""
+    for index, step_run in enumerate(step_runs):
+        _run_step(step_run, deadline=deadline, limit=limit)
+        if on_step:
+            on_step(step_run)
+        if step_run.status == StepRun.Status.FAILED:
+            _skip_steps(step_runs[index + 1 :], on_step)
+            return step_run
+    return None
+
+
+def _run_step(step_run: StepRun, *, deadline: float, limit: float) -> None:
+    step_run.status, step_run.started_at = StepRun.Status.RUNNING, timezone.now()
+    step_run.save(update_fields=["status", "started_at"])
+    try:
+        function = registry.get_job_function(step_run.function)
+        with _time_limit(deadline - time.monotonic(), limit):
+            value = function.func(**step_run.kwargs)
+    except JobTimeLimitExceeded:
+        step_run.status, step_run.error = StepRun.Status.FAILED, f"time limit of {limit:g} s exceeded"
+    except registry.UnknownJobFunction as exc:
+        step_run.status, step_run.error = StepRun.Status.FAILED, str(exc)
+    except Exception:  # noqa: BLE001 - any error in job code fails the step, with its traceback kept
+        step_run.status, step_run.error = StepRun.Status.FAILED, traceback.format_exc()
+    else:
+        step_run.status, step_run.result = StepRun.Status.SUCCEEDED, json_safe_result(value)
+    step_run.finished_at = timezone.now()
+    step_run.save(update_fields=["status", "finished_at", "result", "error"])
+
+
+def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
+    if not step_runs:
+        return
+    StepRun.objects.filter(pk__in=[s.pk for s in step_runs]).update(status=StepRun.Status.SKIPPED)
+    for step_run in step_runs:
+        step_run.status = StepRun.Status.SKIPPED
+        if on_step:
+            on_step(step_run)
+
+
+def _finish(run: JobRun, failure: StepRun | None) -> JobRun:
+    status = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
+    error = ""
+    if failure:
+        last_line = failure.error.strip().splitlines()[-1] if failure.error.strip() else "failed"
+        error = f"step {failure.position} ({failure.function}) failed: {last_line}"
+    now = timezone.now()
+    # Compare-and-set: if the reaper already declared this run lost, its verdict stands.
+    updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
+        status=status, finished_at=now, error=error
+    )
+    if not updated:
+        logger.warning("run %s finished after it was marked lost; keeping the recorded outcome", run.pk)
+        run.refresh_from_db()
+        return run
+    run.status, run.finished_at, run.error = status, now, error
+    return run
+
+
+def _finish_skipped(run: JobRun, reason: str) -> JobRun:
+    now = timezone.now()
+    JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SKIPPED, finished_at=now, error=reason)
+    run.status, run.finished_at, run.error = JobRun.Status.SKIPPED, now, reason
+    logger.info("run %s of job %s skipped: %s", run.pk, run.job_id, reason)
+    return run
+
+
+def json_safe_result(value: Any) -> Any:
+    """The value as JSON-safe data, or its repr; truncated past JOB_RESULT_MAX_BYTES."""
+    try:
+        text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(value))
+    limit = settings.JOB_RESULT_MAX_BYTES
+    size = len(text.encode())
+    if size > limit:
+        return {"truncated": True, "bytes": size, "preview": text[: limit // 2]}
+    return json.loads(text)
+
+
+@contextmanager
+def _time_limit(seconds: float, limit: float) -> Iterator[None]:
+    """Raise JobTimeLimitExceeded in this thread after ``seconds``.
+
+    Uses SIGALRM, which only the main thread can receive. Celery's prefork and solo pools and
+    ``manage.py run_job`` run jobs there; elsewhere the task's hard time limit is the backstop.
+    """
+    if seconds <= 0:
+        raise JobTimeLimitExceeded
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise JobTimeLimitExceeded
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def _heartbeat(run_id: int, interval: float) -> Iterator[None]:
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                JobRun.objects.filter(pk=run_id, status=JobRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception:
+            logger.exception("heartbeat for run %s failed", run_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-run-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def job_runs_reap_lost(*, now: datetime | None = None) -> list[int]:
+    """Mark runs whose heartbeat went silent as failed ("worker lost"); return their ids."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_LOST_AFTER)
+    stale = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+    reaped = []
+    for run_id, worker in stale.values_list("pk", "worker"):
+        error = f"worker lost: no heartbeat from {worker or 'its worker'} for over {settings.JOB_LOST_AFTER:g} s"
+        with transaction.atomic():
+            # Compare-and-set: a heartbeat that lands meanwhile means the worker is alive after all.
+            updated = JobRun.objects.filter(pk=run_id, status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+                status=JobRun.Status.FAILED,
+                finished_at=now,
+                error=error,
+            )
+            if updated:
+                steps = StepRun.objects.filter(run_id=run_id)
+                steps.filter(status=StepRun.Status.RUNNING).update(
+                    status=StepRun.Status.FAILED, finished_at=now, error="worker lost"
+                )
+                steps.filter(status=StepRun.Status.PENDING).update(status=StepRun.Status.SKIPPED)
+                reaped.append(run_id)
+    if reaped:
+        logger.warning("marked %d lost run(s) failed: %s", len(reaped), reaped)
+    return reaped

@@ -1,0 +1,35 @@
+"""Celery tasks: thin interfaces that load by id and call the runner."""
+
+import logging
+import os
+
+from celery import shared_task
+from django.conf import settings
+
+from scheduler.models import Job, JobRun
+from scheduler.runner import job_run_execute, job_runs_reap_lost
+
+logger = logging.getLogger(__name__)
+
+# The runner stops an over-long step itself (JOB_TIME_LIMIT); this hard limit is the backstop for a
+# step stuck where a signal cannot reach it. The killed run is then reaped as "worker lost".
+_HARD_TIME_LIMIT_GRACE = 60
+
+
+@shared_task(name="scheduler.run_job", bind=True, time_limit=settings.JOB_TIME_LIMIT + _HARD_TIME_LIMIT_GRACE)
+def run_job(self, job_id: int, run_id: int | None = None) -> str | None:
+    """Run a job's steps. Beat sends only ``job_id``; "run now" also sends its queued ``run_id``."""
+    job = Job.objects.select_related("periodic_task").filter(pk=job_id).first()
+    if job is None:
+        logger.warning("run_job: job %s no longer exists; nothing to run", job_id)
+        return None
+    run = JobRun.objects.filter(pk=run_id, job=job).first() if run_id is not None else None
+    trigger = run.trigger if run else JobRun.Trigger.SCHEDULE
+    worker = f"{self.request.hostname or 'worker'}:{os.getpid()}"
+    return job_run_execute(job=job, trigger=trigger, run=run, worker=worker).status
+
+
+@shared_task(name="scheduler.reap_lost_runs")
+def reap_lost_runs() -> int:
+    """Mark runs whose worker died as failed, so none stays "running" forever."""
+    return len(job_runs_reap_lost())

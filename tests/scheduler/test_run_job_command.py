@@ -1,0 +1,79 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from scheduler.models import Job, JobRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_runs_a_job_now_and_prints_each_step(make_job, capsys):
+    job = make_job(name="gullies", steps='examples.echo {"message": "one"}\nexamples.echo {"message": "two"}')
+    call_command("run_job", str(job.pk))
+    out = capsys.readouterr().out
+    assert f"Running job {job.pk} (gullies): 2 step(s)" in out
+    assert "step 1 examples.echo: succeeded -> 'one'" in out
+    assert "step 2 examples.echo: succeeded -> 'two'" in out
+    run = JobRun.objects.get(job=job)
+    assert run.trigger == JobRun.Trigger.COMMAND
+    assert run.status == JobRun.Status.SUCCEEDED
+    assert f"Run {run.pk} succeeded" in out
+
+
+def test_it_finds_a_job_by_alloy_item_id_or_name(make_job, capsys):
+    job = make_job(name="by name", source=Job.Source.ALLOY, external_id="642062376be3a0036bbbb64b")
+    call_command("run_job", "642062376be3a0036bbbb64b")
+    call_command("run_job", "by name")
+    assert JobRun.objects.filter(job=job, status="succeeded").count() == 2
+
+
+def test_a_failed_run_exits_1_with_the_traceback(make_job, capsys):
+    job = make_job(steps='examples.fail {"message": "pump offline"}\nexamples.echo {"message": "never"}')
+    with pytest.raises(CommandError, match=r"failed: step 1 \(examples.fail\) failed: RuntimeError: pump offline") as e:
+        call_command("run_job", str(job.pk))
+    assert e.value.returncode == 1
+    out = capsys.readouterr().out
+    assert "step 1 examples.fail: failed" in out
+    assert "Traceback (most recent call last)" in out
+    assert "step 2 examples.echo: skipped" in out
+
+
+def test_an_unknown_job_is_a_clear_message(make_job):
+    make_job(name="nightly report")
+    with pytest.raises(
+        CommandError, match=r"no job has id, Alloy item id or name 'nightly reprot'; did you mean 'nightly report'\?"
+    ):
+        call_command("run_job", "nightly reprot")
+
+
+def test_an_ambiguous_name_lists_the_candidates(make_job):
+    first = make_job(name="twin")
+    second = make_job(name="twin")
+    with pytest.raises(
+        CommandError, match=f"'twin' matches several jobs: {first.pk} \\(twin\\), {second.pk} \\(twin\\)"
+    ):
+        call_command("run_job", "twin")
+
+
+def test_the_real_command_exits_1_on_failure(make_job, transactional_db):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        pytest.skip("the child process cannot see an in-memory SQLite test database; runs on PostgreSQL")
+    from tests.conftest import PROJECT_DIR, database_url_for_children
+
+    job = make_job(steps='examples.fail {"message": "boom"}')
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_job", str(job.pk)],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": database_url_for_children()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: boom" in result.stderr
