@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the first run")
 
     def handle(self, *args: Any, port: int, once: bool, timeout: float, **options: Any) -> None:
+        _stop_on_signals()
         call_command("migrate", verbosity=0)
         password = self._admin_password()
         job = self._demo_job()
@@ -112,6 +114,19 @@ class Command(BaseCommand):
         )
         for step in run.steps.order_by("position"):
             self.stdout.write(f"  step {step.position} {step.function} {step.kwargs}: {step.status} -> {step.result!r}")
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C, and a SIGTERM from a process manager, both end the demo the same clean way.
+
+    Set explicitly: a shell that starts this in the background would otherwise leave SIGINT ignored.
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
