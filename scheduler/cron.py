@@ -6,6 +6,7 @@ against Celery's own crontab parser, so the schedule beat runs is the schedule t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,12 +77,14 @@ def expand_macro(expression: str) -> str:
         raise CronError(f"cron {expression!r}: unknown macro {text!r}; use one of {', '.join(MACROS)}") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_cron(expression: str) -> CrontabFields:
     """Validate a five-field cron expression (or macro) and return Celery crontab fields.
 
     Raises CronError for a wrong field count, out-of-range or unknown values, non-standard
     extensions, an expression that never fires, and one that restricts both day-of-month and
     day-of-week (cron ORs those, Celery ANDs them: the meaning would change, so it is refused).
+    Cached: a sync of thousands of items meets the same few hundred expressions again and again.
     """
     if not isinstance(expression, str) or not expression.strip():
         raise CronError("cron is empty: expected five fields (minute hour day-of-month month day-of-week)")

@@ -6,6 +6,7 @@ with the same messages wherever it comes from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -48,6 +49,15 @@ class JobSpec:
     def steps_json(self) -> list[dict[str, Any]]:
         return [step.as_json() for step in self.steps]
 
+    def digest(self) -> bytes:
+        return definition_digest(self.name, self.cron, self.timezone, self.steps_json())
+
+
+def definition_digest(name: str, cron: str, timezone: str, steps: list[dict[str, Any]]) -> bytes:
+    """A fingerprint of what a job does and when, to compare definitions without keeping them."""
+    canonical = json.dumps([name, cron, timezone, steps], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+
 
 def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[Any]) -> JobSpec:
     """Validate every part and return the spec, or raise JobSpecError listing every problem."""
@@ -57,12 +67,15 @@ def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[Any
         errors.append("name is empty")
     elif len(name) > NAME_MAX_LENGTH:
         errors.append(f"name is longer than {NAME_MAX_LENGTH} characters")
-    cron = cron.strip() if isinstance(cron, str) else cron
     crontab = None
-    try:
-        crontab = parse_cron(cron)
-    except CronError as exc:
-        errors.append(str(exc))
+    if not isinstance(cron, str):
+        errors.append(f"cron must be text, got {type(cron).__name__}")
+    else:
+        cron = cron.strip()
+        try:
+            crontab = parse_cron(cron)
+        except CronError as exc:
+            errors.append(str(exc))
     timezone_error = _timezone_error(timezone)
     if timezone_error:
         errors.append(timezone_error)
