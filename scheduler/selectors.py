@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 from django.db.models import Q
 
+from scheduler.jobspec import JobSpec, definition_digest
 from scheduler.models import Job
 
 
@@ -32,3 +34,30 @@ def job_find(reference: str) -> Job:
     close = difflib.get_close_matches(reference, list(names.iterator()), n=3)
     hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
     raise JobNotFound(f"no job has id, Alloy item id or name {reference!r}{hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What a source's sync compares an incoming definition with: a fingerprint, not the definition.
+
+    Kept small on purpose: a sync holds one per job of its source while it reads.
+    """
+
+    id: int
+    digest: bytes
+    sync_error: str
+    scheduled: bool
+
+    def matches(self, spec: JobSpec) -> bool:
+        """True if the spec would change nothing: same definition, scheduled, no error showing."""
+        return self.scheduled and not self.sync_error and self.digest == spec.digest()
+
+
+def job_states_for_source(source: str) -> dict[str, JobState]:
+    """Every job of ``source`` keyed by external id, in one streamed query."""
+    rows = Job.objects.filter(source=source).exclude(external_id="")
+    fields = ("pk", "external_id", "name", "cron", "timezone", "steps", "sync_error", "periodic_task_id")
+    return {
+        external_id: JobState(pk, definition_digest(name, cron, zone, steps), sync_error, task_id is not None)
+        for pk, external_id, name, cron, zone, steps, sync_error, task_id in rows.values_list(*fields).iterator(2000)
+    }

@@ -8,11 +8,13 @@ operators' pause) is never touched by a definition change, and a removed job kee
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from celery import current_app
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
 from scheduler.cron import CrontabFields
 from scheduler.jobspec import JobSpec
@@ -127,3 +129,145 @@ def job_run_now(*, job: Job, trigger: str = JobRun.Trigger.MANUAL) -> JobRun:
         run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED)
         transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}))
     return run
+
+
+@dataclass
+class JobChanges:
+    """What a sync decided for one source's jobs, to be written in one go by ``jobs_apply_changes``."""
+
+    source: str
+    create: list[tuple[str, JobSpec]] = field(default_factory=list)  # (external id, spec)
+    update: list[tuple[int, JobSpec]] = field(default_factory=list)  # (job id, spec); removed jobs return
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (job id, error); definition kept
+    remove: list[int] = field(default_factory=list)  # job ids
+
+    def __bool__(self) -> bool:
+        return bool(self.create or self.update or self.invalid or self.remove)
+
+
+_BATCH = 2000
+
+
+@transaction.atomic
+def jobs_apply_changes(changes: JobChanges) -> None:
+    """Write a sync's decisions in bulk, in one transaction, and tell beat once.
+
+    Bulk writes bypass the PeriodicTask signals beat relies on, hence the single
+    ``PeriodicTasks.update_changed()`` at the end. ``enabled`` is never written: pauses stay.
+    """
+    if not changes:
+        return
+    now = timezone.now()
+    specs = [spec for _, spec in changes.create] + [spec for _, spec in changes.update]
+    crontab_ids = _crontab_ids(specs)
+    created = Job.objects.bulk_create(
+        [
+            _job_from_spec(Job(source=changes.source, external_id=external_id), spec)
+            for external_id, spec in changes.create
+        ],
+        batch_size=_BATCH,
+    )
+    current = Job.objects.filter(pk__in=[job_id for job_id, _ in changes.update])
+    task_and_external_ids = {pk: rest for pk, *rest in current.values_list("pk", "periodic_task_id", "external_id")}
+    updated = []
+    for job_id, spec in changes.update:
+        task_id, external_id = task_and_external_ids[job_id]
+        job = Job(pk=job_id, source=changes.source, external_id=external_id, periodic_task_id=task_id, updated_at=now)
+        updated.append(_job_from_spec(job, spec))
+    Job.objects.bulk_update(
+        updated, ["name", "cron", "timezone", "steps", "sync_error", "removed_at", "updated_at"], batch_size=_BATCH
+    )
+    jobs_and_specs = list(zip([*created, *updated], specs, strict=True))
+    _schedule_in_bulk(jobs_and_specs, crontab_ids, now)
+    Job.objects.bulk_update(
+        [Job(pk=job_id, sync_error=message, updated_at=now) for job_id, message in changes.invalid],
+        ["sync_error", "updated_at"],
+        batch_size=_BATCH,
+    )
+    _unschedule_in_bulk(changes.remove, now)
+    PeriodicTasks.update_changed()
+
+
+def _job_from_spec(job: Job, spec: JobSpec) -> Job:
+    _apply_spec(job, spec)
+    return job
+
+
+def _crontab_ids(specs: list[JobSpec]) -> dict[tuple[str, ...], int]:
+    """Ids of the shared CrontabSchedule rows these specs need, creating the missing ones."""
+    wanted = {_crontab_key(spec.crontab, spec.timezone) for spec in specs}
+    if not wanted:
+        return {}
+    fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+    ids: dict[tuple[str, ...], int] = {}
+    existing = CrontabSchedule.objects.filter(timezone__in={key[-1] for key in wanted}).order_by("-pk")
+    for pk, *values in existing.values_list("pk", *fields):
+        ids[(*values[:-1], str(values[-1]))] = pk  # ordered newest first: the oldest duplicate wins
+    missing = [dict(zip(fields, key, strict=True)) for key in wanted - ids.keys()]
+    for row in CrontabSchedule.objects.bulk_create([CrontabSchedule(**values) for values in missing]):
+        ids[_crontab_key(row, str(row.timezone))] = row.pk
+    return ids
+
+
+def _crontab_key(fields: CrontabFields | CrontabSchedule, timezone_name: str) -> tuple[str, ...]:
+    return (fields.minute, fields.hour, fields.day_of_month, fields.month_of_year, fields.day_of_week, timezone_name)
+
+
+def _schedule_in_bulk(jobs_and_specs: list[tuple[Job, JobSpec]], crontab_ids: dict, now: datetime) -> None:
+    """Point existing PeriodicTasks at their new crontab; create the missing ones."""
+    existing, new = [], []
+    for job, spec in jobs_and_specs:
+        crontab_id = crontab_ids[_crontab_key(spec.crontab, spec.timezone)]
+        if job.periodic_task_id:
+            existing.append(
+                PeriodicTask(
+                    pk=job.periodic_task_id, name=periodic_task_name(job), crontab_id=crontab_id, date_changed=now
+                )
+            )
+        else:
+            new.append((job, _new_periodic_task(job, crontab_id)))
+    PeriodicTask.objects.bulk_update(existing, ["name", "crontab", "date_changed"], batch_size=_BATCH)
+    PeriodicTask.objects.bulk_create([task for _, task in new], batch_size=_BATCH)
+    _link_periodic_tasks([(job.pk, task.pk) for job, task in new])
+
+
+def _link_periodic_tasks(pairs: list[tuple[int, int]]) -> None:
+    """Set many jobs' periodic_task_id, each to its own value, in a few statements.
+
+    Hand-written SQL because bulk_update's CASE WHEN costs seconds of Python per 10,000 rows. UPDATE
+    ... FROM (VALUES ...) reads the same on PostgreSQL and SQLite (3.33+), whose VALUES columns are
+    both named column1, column2.
+    """
+    table = connection.ops.quote_name(Job._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), _BATCH):
+            batch = pairs[start : start + _BATCH]
+            rows = ", ".join(["(%s, %s)"] * len(batch))
+            cursor.execute(
+                f"UPDATE {table} SET periodic_task_id = v.column2 FROM (VALUES {rows}) AS v "  # noqa: S608 - no data in SQL
+                f"WHERE {table}.id = v.column1",
+                [value for pair in batch for value in pair],
+            )
+
+
+def _new_periodic_task(job: Job, crontab_id: int) -> PeriodicTask:
+    return PeriodicTask(
+        name=periodic_task_name(job),
+        task=RUN_JOB_TASK,
+        crontab_id=crontab_id,
+        args=json.dumps([job.pk]),
+        kwargs="{}",
+        headers="{}",
+        description=f"Runs job {job.pk} ({job.source} {job.external_id})".strip(),
+    )
+
+
+def _unschedule_in_bulk(job_ids: list[int], now: datetime) -> None:
+    if not job_ids:
+        return
+    jobs = Job.objects.filter(pk__in=job_ids)
+    task_ids = [task_id for task_id in jobs.values_list("periodic_task_id", flat=True) if task_id]
+    jobs.update(periodic_task=None, removed_at=now, updated_at=now)
+    # _raw_delete: one DELETE, without the per-row signals that would tell beat once per task; beat is
+    # told once by the caller. Nothing else references these rows once the jobs let go of them.
+    PeriodicTask.objects.filter(pk__in=task_ids)._raw_delete(PeriodicTask.objects.db)

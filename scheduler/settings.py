@@ -204,6 +204,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scheduler.reap_lost_runs",
         "schedule": JOB_HEARTBEAT_INTERVAL,
     },
+    "alloysync.sync": {
+        "task": "alloysync.sync",
+        "schedule": ALLOY_SYNC_INTERVAL,
+        # A sync queued behind a busy worker is pointless once the next one is due.
+        "options": {"expires": ALLOY_SYNC_INTERVAL},
+    },
 }
 
 LOGGING = {
@@ -212,4 +218,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # httpx logs every request at INFO; the sync logs one line per sync instead.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

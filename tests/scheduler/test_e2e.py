@@ -3,6 +3,7 @@
 import signal
 
 import pytest
+from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
 from scheduler import celery_app
@@ -41,8 +42,10 @@ def test_a_real_beat_dispatches_an_every_minute_job_within_70_seconds(celery_pro
     )
     assert runs[0].status == "succeeded"
     assert StepRun.objects.get(run=runs[0]).result == "tick"
-    # Beat wrote the service's own entries to the database at start-up.
+    # Beat wrote the service's own entries to the database at start-up: no manual step.
     assert PeriodicTask.objects.filter(name="scheduler.reap_lost_runs", enabled=True).exists()
+    sync_entry = PeriodicTask.objects.get(name="alloysync.sync", task="alloysync.sync")
+    assert sync_entry.interval.every == settings.ALLOY_SYNC_INTERVAL
 
 
 def test_overlapping_runs_of_one_job_are_skipped_across_worker_processes(celery_processes, make_job):

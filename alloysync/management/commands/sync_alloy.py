@@ -1,0 +1,69 @@
+"""``manage.py sync_alloy``: pull jobs from Alloy now."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from alloysync.client import AlloyError
+from alloysync.models import SyncRun
+from alloysync.sync import SyncAlreadyRunning, SyncConfigError, SyncOutcome, SyncPlan, alloy_sync
+
+
+class Command(BaseCommand):
+    help = "Read every item marked as a job in Alloy and create, update or remove jobs to match."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+        parser.add_argument(
+            "--allow-mass-removal",
+            action="store_true",
+            help="apply a sync that removes more than ALLOY_MAX_REMOVAL_FRACTION of the live jobs",
+        )
+
+    def handle(self, *args: Any, dry_run: bool, allow_mass_removal: bool, **options: Any) -> None:
+        try:
+            outcome = alloy_sync(
+                trigger=SyncRun.Trigger.COMMAND,
+                dry_run=dry_run,
+                allow_mass_removal=allow_mass_removal,
+                on_page=self._progress,
+            )
+        except (SyncConfigError, SyncAlreadyRunning, AlloyError) as exc:
+            raise CommandError(str(exc)) from None
+        if dry_run:
+            self._show_dry_run(outcome.plan)
+            return
+        self._show_run(outcome)
+
+    def _progress(self, pages: int, items: int) -> None:
+        self.stderr.write(f"read page {pages} ({items} items so far)")
+
+    def _show_run(self, outcome: SyncOutcome) -> None:
+        run = outcome.run
+        self.stdout.write(run.summary())
+        self._show_invalid(outcome.plan)
+        if run.status != SyncRun.Status.SUCCEEDED:
+            raise CommandError(f"sync {run.pk} {run.status}: {run.message}")
+        self.stdout.write(self.style.SUCCESS(f"sync {run.pk} succeeded: {run.requests} requests to Alloy"))
+
+    def _show_dry_run(self, plan: SyncPlan) -> None:
+        self.stdout.write(
+            f"read {plan.items_read} items: would create {plan.created}, update {plan.updated}, leave "
+            f"{plan.unchanged} unchanged, remove {len(plan.changes.remove)}; {len(plan.errors)} invalid"
+        )
+        for external_id, spec in plan.changes.create:
+            self.stdout.write(f"  create {external_id} {spec.name!r}: {spec.cron} ({spec.timezone})")
+        for job_id, spec in plan.changes.update:
+            self.stdout.write(f"  update job {job_id} {spec.name!r}: {spec.cron} ({spec.timezone})")
+        for job_id, message in plan.changes.invalid:
+            self.stdout.write(f"  mark job {job_id} invalid, keeping its last valid definition: {message}")
+        for job_id in plan.changes.remove:
+            self.stdout.write(f"  remove job {job_id}")
+        self._show_invalid(plan)
+        self.stdout.write("dry run: nothing was written")
+
+    def _show_invalid(self, plan: SyncPlan) -> None:
+        for error in plan.errors:
+            self.stdout.write(
+                self.style.WARNING(f"  invalid {error['item_id']} {error['title']!r}: {error['message']}")
+            )

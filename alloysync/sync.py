@@ -1,0 +1,259 @@
+"""The sync: items marked as jobs in Alloy become scheduled jobs.
+
+One sync reads every item (streamed page by page), compares each with the job it maps to by content,
+and collects only the differences. Nothing is written until the read is complete: a failed or
+partial read changes nothing. The differences are then written in bulk in one transaction, after
+the mass-removal check. A sync that finds no differences writes no job or schedule at all, so beat
+does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from alloysync.client import AlloyClient, AlloyError, AlloyItem, ItemQuery
+from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
+from alloysync.models import SyncRun
+from scheduler.models import Job
+from scheduler.selectors import JobState, job_states_for_source
+from scheduler.services import JobChanges, jobs_apply_changes
+
+logger = logging.getLogger(__name__)
+
+# A "running" SyncRun older than this was left by a process that died; the next sync takes over.
+# The scheduled task's hard time limit is shorter, so a live sync never looks abandoned.
+SYNC_ABANDONED_AFTER = timedelta(minutes=30)
+
+PageCallback = Callable[[int, int], None]
+
+
+class SyncConfigError(Exception):
+    """A required ALLOY_* setting is missing or wrong; the message names it."""
+
+
+class SyncAlreadyRunning(Exception):
+    """Another sync holds the lock."""
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    base_url: str
+    api_key: str
+    query: ItemQuery
+    codes: AttributeCodes
+    page_size: int
+    timeout: float
+    max_removal_fraction: float
+    default_timezone: str
+
+    def __repr__(self) -> str:
+        return f"SyncConfig(base_url={self.base_url!r}, query={self.query!r})"  # never the key
+
+    @classmethod
+    def from_settings(cls) -> SyncConfig:
+        required = {
+            "ALLOY_API_KEY": settings.ALLOY_API_KEY,
+            "ALLOY_JOB_DESIGN": settings.ALLOY_JOB_DESIGN,
+            "ALLOY_CRON_ATTRIBUTE": settings.ALLOY_CRON_ATTRIBUTE,
+            "ALLOY_STEPS_ATTRIBUTE": settings.ALLOY_STEPS_ATTRIBUTE,
+            "ALLOY_TITLE_ATTRIBUTE": settings.ALLOY_TITLE_ATTRIBUTE,
+            "ALLOY_BASE_URL": settings.ALLOY_BASE_URL,
+        }
+        missing = [name for name, value in required.items() if not value]
+        if missing:
+            raise SyncConfigError(f"cannot sync with Alloy: set {', '.join(missing)} (see the README's configuration)")
+        if not 0 <= settings.ALLOY_MAX_REMOVAL_FRACTION <= 1:
+            raise SyncConfigError(
+                f"ALLOY_MAX_REMOVAL_FRACTION must be between 0 and 1, got {settings.ALLOY_MAX_REMOVAL_FRACTION}"
+            )
+        return cls(
+            base_url=settings.ALLOY_BASE_URL,
+            api_key=settings.ALLOY_API_KEY,
+            query=ItemQuery(
+                design_code=settings.ALLOY_JOB_DESIGN,
+                collection=settings.ALLOY_COLLECTION,
+                flag_attribute=settings.ALLOY_JOB_FLAG_ATTRIBUTE or None,
+            ),
+            codes=AttributeCodes(
+                title=settings.ALLOY_TITLE_ATTRIBUTE,
+                cron=settings.ALLOY_CRON_ATTRIBUTE,
+                steps=settings.ALLOY_STEPS_ATTRIBUTE,
+                timezone=settings.ALLOY_TIMEZONE_ATTRIBUTE,
+            ),
+            page_size=settings.ALLOY_PAGE_SIZE,
+            timeout=settings.ALLOY_TIMEOUT,
+            max_removal_fraction=settings.ALLOY_MAX_REMOVAL_FRACTION,
+            default_timezone=settings.JOB_DEFAULT_TIMEZONE,
+        )
+
+    def client(self) -> AlloyClient:
+        return AlloyClient(self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size)
+
+
+@dataclass
+class SyncPlan:
+    """What a complete read of Alloy means for the jobs: the differences only."""
+
+    changes: JobChanges = field(default_factory=lambda: JobChanges(source=Job.Source.ALLOY))
+    items_read: int = 0
+    unchanged: int = 0
+    restored: int = 0
+    live_jobs: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return len(self.changes.create) + self.restored
+
+    @property
+    def updated(self) -> int:
+        return len(self.changes.update) - self.restored
+
+    def removes_too_many(self, fraction: float) -> bool:
+        return len(self.changes.remove) > fraction * self.live_jobs
+
+
+@dataclass
+class SyncOutcome:
+    plan: SyncPlan
+    run: SyncRun | None  # None for a dry run, which records nothing
+
+
+def sync_plan_build(items: Iterable[AlloyItem], states: dict[str, JobState], config: SyncConfig) -> SyncPlan:
+    """Compare every item with its job; only a complete iteration of ``items`` yields a plan."""
+    plan = SyncPlan()
+    sync_plan_fill(plan, items, states, config)
+    return plan
+
+
+def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str, JobState], config: SyncConfig) -> None:
+    """Fill ``plan`` from ``items``; if reading raises, ``plan`` says how far it got, removes nothing."""
+    plan.live_jobs = sum(1 for state in states.values() if state.scheduled)
+    seen: set[str] = set()
+    for item in items:
+        plan.items_read += 1
+        seen.add(item.item_id)
+        _plan_item(plan, item, states.get(item.item_id), config)
+    # Only now, after a complete read, can absence mean removal.
+    gone = [state for external_id, state in states.items() if external_id not in seen and state.scheduled]
+    plan.changes.remove = [state.id for state in gone]
+
+
+def _plan_item(plan: SyncPlan, item: AlloyItem, state: JobState | None, config: SyncConfig) -> None:
+    try:
+        spec = job_spec_from_item(item, config.codes, default_timezone=config.default_timezone)
+    except ItemInvalid as invalid:
+        message = str(invalid)
+        plan.errors.append({"item_id": item.item_id, "title": invalid.title, "message": message})
+        # The job, if any, keeps its last valid definition and shows the error until the item is fixed.
+        if state is not None and state.sync_error != message:
+            plan.changes.invalid.append((state.id, message))
+        return
+    if state is None:
+        plan.changes.create.append((item.item_id, spec))
+    elif state.matches(spec):
+        plan.unchanged += 1
+    else:
+        plan.changes.update.append((state.id, spec))
+        plan.restored += not state.scheduled
+
+
+def alloy_sync(
+    *,
+    trigger: str,
+    dry_run: bool = False,
+    allow_mass_removal: bool = False,
+    config: SyncConfig | None = None,
+    client: AlloyClient | None = None,
+    on_page: PageCallback | None = None,
+) -> SyncOutcome:
+    """Run one sync and record it. Raises SyncAlreadyRunning if another sync holds the lock.
+
+    A dry run takes no lock and records nothing; it raises SyncConfigError and AlloyError directly.
+    ``client`` overrides the one built from settings (tests, benchmarks); it is not closed here.
+    """
+    if dry_run:
+        config = config or SyncConfig.from_settings()
+        with _client_for(config, client) as alloy:
+            return SyncOutcome(plan=sync_plan_build(_items(alloy, config, on_page), _states(), config), run=None)
+    run = sync_run_start(trigger=trigger)
+    plan = SyncPlan()
+    try:
+        config = config or SyncConfig.from_settings()
+    except SyncConfigError as exc:
+        return SyncOutcome(plan, _finish(run, plan, 0, SyncRun.Status.FAILED, str(exc)))
+    with _client_for(config, client) as alloy:
+        try:
+            sync_plan_fill(plan, _items(alloy, config, on_page), _states(), config)
+            if plan.removes_too_many(config.max_removal_fraction) and not allow_mass_removal:
+                refusal = _refusal(plan, config)
+                return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.REFUSED, refusal))
+            jobs_apply_changes(plan.changes)
+        except AlloyError as exc:
+            return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, str(exc)))
+        except BaseException as exc:
+            _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.SUCCEEDED, ""))
+
+
+def _client_for(config: SyncConfig, client: AlloyClient | None) -> AbstractContextManager[AlloyClient]:
+    return nullcontext(client) if client is not None else config.client()
+
+
+def _items(client: AlloyClient, config: SyncConfig, on_page: PageCallback | None) -> Iterator[AlloyItem]:
+    return client.iter_items(config.query, on_page=on_page)
+
+
+def _states() -> dict[str, JobState]:
+    return job_states_for_source(Job.Source.ALLOY)
+
+
+def _refusal(plan: SyncPlan, config: SyncConfig) -> str:
+    return (
+        f"refused: this sync would remove {len(plan.changes.remove)} of {plan.live_jobs} live jobs, more than "
+        f"ALLOY_MAX_REMOVAL_FRACTION={config.max_removal_fraction:g}; nothing was changed. If Alloy really lost "
+        "those items' job flag, run `manage.py sync_alloy --allow-mass-removal`."
+    )
+
+
+def sync_run_start(*, trigger: str) -> SyncRun:
+    """Take the sync lock by recording a running SyncRun; raise SyncAlreadyRunning if one exists."""
+    now = timezone.now()
+    SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - SYNC_ABANDONED_AFTER).update(
+        status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
+    )
+    try:
+        with transaction.atomic():
+            return SyncRun.objects.create(trigger=trigger, started_at=now, status=SyncRun.Status.RUNNING)
+    except IntegrityError:
+        running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).first()
+        since = f" (sync {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S} UTC)" if running else ""
+        raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing") from None
+
+
+def _finish(run: SyncRun, plan: SyncPlan, requests: int, status: str, message: str) -> SyncRun:
+    run.status, run.finished_at, run.message, run.requests = status, timezone.now(), message, requests
+    run.items_read, run.unchanged, run.errors = plan.items_read, plan.unchanged, plan.errors
+    run.invalid = len(plan.errors)
+    applied = status == SyncRun.Status.SUCCEEDED
+    run.created = plan.created if applied else 0
+    run.updated = plan.updated if applied else 0
+    run.removed = len(plan.changes.remove) if applied else 0
+    run.save()
+    log = logger.info if applied else logger.warning
+    seconds = run.duration.total_seconds()
+    log("sync %s %s in %.1f s: %s, %d requests%s", run.pk, status, seconds, run.summary(), requests, _colon(message))
+    return run
+
+
+def _colon(message: str) -> str:
+    return f": {message}" if message else ""

@@ -1,0 +1,24 @@
+"""Celery tasks: thin interfaces over the sync service."""
+
+import logging
+
+from celery import shared_task
+
+from alloysync.models import SyncRun
+from alloysync.sync import SyncAlreadyRunning, alloy_sync
+
+logger = logging.getLogger(__name__)
+
+# Shorter than SYNC_ABANDONED_AFTER, so the lock of a live sync is never taken for abandoned.
+SYNC_TIME_LIMIT = 25 * 60
+
+
+@shared_task(name="alloysync.sync", time_limit=SYNC_TIME_LIMIT)
+def sync() -> str:
+    """The scheduled sync (beat sends it every ALLOY_SYNC_INTERVAL seconds)."""
+    try:
+        outcome = alloy_sync(trigger=SyncRun.Trigger.SCHEDULE)
+    except SyncAlreadyRunning as exc:
+        logger.info("alloysync.sync: %s", exc)
+        return "skipped: another sync is running"
+    return outcome.run.status
