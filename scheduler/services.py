@@ -13,9 +13,11 @@ from datetime import datetime
 
 from celery import current_app
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
+from scheduler.bulkinsert import db_datetime, db_json, insert_rows
 from scheduler.cron import CrontabFields
 from scheduler.jobspec import JobSpec
 from scheduler.models import Job, JobRun
@@ -23,9 +25,13 @@ from scheduler.models import Job, JobRun
 RUN_JOB_TASK = "scheduler.run_job"
 
 
-def periodic_task_name(job: Job) -> str:
+def periodic_task_name(job_id: int, name: str) -> str:
     # PeriodicTask.name is unique; job names need not be, the id makes it so.
-    return f"job {job.pk}: {job.name}"[:200]
+    return f"job {job_id}: {name}"[:200]
+
+
+def _task_description(job_id: int, source: str, external_id: str) -> str:
+    return f"Runs job {job_id} ({source} {external_id})".replace(" )", ")")
 
 
 def crontab_schedule_get_or_create(*, fields: CrontabFields, timezone_name: str) -> CrontabSchedule:
@@ -60,14 +66,14 @@ def _schedule_job(job: Job, spec: JobSpec) -> None:
     task = job.periodic_task
     if task is None:
         job.periodic_task = PeriodicTask.objects.create(
-            name=periodic_task_name(job),
+            name=periodic_task_name(job.pk, job.name),
             task=RUN_JOB_TASK,
             crontab=crontab,
             args=json.dumps([job.pk]),
-            description=f"Runs job {job.pk} ({job.source} {job.external_id})".strip(),
+            description=_task_description(job.pk, job.source, job.external_id),
         )
         return
-    task.name = periodic_task_name(job)
+    task.name = periodic_task_name(job.pk, job.name)
     task.crontab = crontab
     # save() (not a queryset update) so django-celery-beat's signal tells beat to reload.
     task.save(update_fields=["name", "crontab"])
@@ -146,6 +152,24 @@ class JobChanges:
 
 
 _BATCH = 2000
+JOB_INSERT_COLUMNS = (
+    "name", "source", "external_id", "cron", "timezone", "steps", "sync_error", "pause_note", "created_at", "updated_at"
+)  # fmt: skip
+PERIODIC_TASK_INSERT_COLUMNS = (
+    "name", "task", "crontab_id", "args", "kwargs", "headers", "description",
+    "one_off", "enabled", "total_run_count", "date_changed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Scheduled:
+    """A job that needs its PeriodicTask pointed at (or created for) a spec's crontab."""
+
+    job_id: int
+    name: str
+    external_id: str
+    periodic_task_id: int | None
+    spec: JobSpec
 
 
 @transaction.atomic
@@ -158,27 +182,8 @@ def jobs_apply_changes(changes: JobChanges) -> None:
     if not changes:
         return
     now = timezone.now()
-    specs = [spec for _, spec in changes.create] + [spec for _, spec in changes.update]
-    crontab_ids = _crontab_ids(specs)
-    created = Job.objects.bulk_create(
-        [
-            _job_from_spec(Job(source=changes.source, external_id=external_id), spec)
-            for external_id, spec in changes.create
-        ],
-        batch_size=_BATCH,
-    )
-    current = Job.objects.filter(pk__in=[job_id for job_id, _ in changes.update])
-    task_and_external_ids = {pk: rest for pk, *rest in current.values_list("pk", "periodic_task_id", "external_id")}
-    updated = []
-    for job_id, spec in changes.update:
-        task_id, external_id = task_and_external_ids[job_id]
-        job = Job(pk=job_id, source=changes.source, external_id=external_id, periodic_task_id=task_id, updated_at=now)
-        updated.append(_job_from_spec(job, spec))
-    Job.objects.bulk_update(
-        updated, ["name", "cron", "timezone", "steps", "sync_error", "removed_at", "updated_at"], batch_size=_BATCH
-    )
-    jobs_and_specs = list(zip([*created, *updated], specs, strict=True))
-    _schedule_in_bulk(jobs_and_specs, crontab_ids, now)
+    scheduled = [*_create_jobs(changes, now), *_update_jobs(changes, now)]
+    _schedule_in_bulk(scheduled, changes.source, now)
     Job.objects.bulk_update(
         [Job(pk=job_id, sync_error=message, updated_at=now) for job_id, message in changes.invalid],
         ["sync_error", "updated_at"],
@@ -186,6 +191,52 @@ def jobs_apply_changes(changes: JobChanges) -> None:
     )
     _unschedule_in_bulk(changes.remove, now)
     PeriodicTasks.update_changed()
+
+
+def _create_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
+    if not changes.create:
+        return []
+    stamp = db_datetime(now)
+    rows = (
+        (
+            spec.name,
+            changes.source,
+            external_id,
+            spec.cron,
+            spec.timezone,
+            db_json(spec.steps_json()),
+            "",
+            "",
+            stamp,
+            stamp,
+        )
+        for external_id, spec in changes.create
+    )
+    insert_rows(Job, JOB_INSERT_COLUMNS, rows)
+    ids = _ids_by(Job.objects.filter(source=changes.source), "external_id", [eid for eid, _ in changes.create])
+    return [_Scheduled(ids[external_id], spec.name, external_id, None, spec) for external_id, spec in changes.create]
+
+
+def _update_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
+    if not changes.update:
+        return []
+    current = Job.objects.filter(pk__in=[job_id for job_id, _ in changes.update])
+    known = {
+        pk: (external_id, task_id)
+        for pk, external_id, task_id in current.values_list("pk", "external_id", "periodic_task_id")
+    }
+    jobs = [_job_from_spec(Job(pk=job_id, removed_at=None, updated_at=now), spec) for job_id, spec in changes.update]
+    fields = ["name", "cron", "timezone", "steps", "sync_error", "removed_at", "updated_at"]
+    Job.objects.bulk_update(jobs, fields, batch_size=_BATCH)
+    return [_Scheduled(job_id, spec.name, *known[job_id], spec) for job_id, spec in changes.update]
+
+
+def _ids_by(queryset: QuerySet, field_name: str, values: list[str]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for start in range(0, len(values), _BATCH):
+        chunk = values[start : start + _BATCH]
+        ids.update(queryset.filter(**{f"{field_name}__in": chunk}).values_list(field_name, "pk"))
+    return ids
 
 
 def _job_from_spec(job: Job, spec: JobSpec) -> Job:
@@ -213,22 +264,35 @@ def _crontab_key(fields: CrontabFields | CrontabSchedule, timezone_name: str) ->
     return (fields.minute, fields.hour, fields.day_of_month, fields.month_of_year, fields.day_of_week, timezone_name)
 
 
-def _schedule_in_bulk(jobs_and_specs: list[tuple[Job, JobSpec]], crontab_ids: dict, now: datetime) -> None:
+def _schedule_in_bulk(scheduled: list[_Scheduled], source: str, now: datetime) -> None:
     """Point existing PeriodicTasks at their new crontab; create the missing ones."""
-    existing, new = [], []
-    for job, spec in jobs_and_specs:
-        crontab_id = crontab_ids[_crontab_key(spec.crontab, spec.timezone)]
-        if job.periodic_task_id:
-            existing.append(
-                PeriodicTask(
-                    pk=job.periodic_task_id, name=periodic_task_name(job), crontab_id=crontab_id, date_changed=now
-                )
-            )
-        else:
-            new.append((job, _new_periodic_task(job, crontab_id)))
+    crontab_ids = _crontab_ids([entry.spec for entry in scheduled])
+
+    def crontab_of(entry: _Scheduled) -> int:
+        return crontab_ids[_crontab_key(entry.spec.crontab, entry.spec.timezone)]
+
+    existing = [
+        PeriodicTask(pk=e.periodic_task_id, name=_task_name(e), crontab_id=crontab_of(e), date_changed=now)
+        for e in scheduled
+        if e.periodic_task_id
+    ]
     PeriodicTask.objects.bulk_update(existing, ["name", "crontab", "date_changed"], batch_size=_BATCH)
-    PeriodicTask.objects.bulk_create([task for _, task in new], batch_size=_BATCH)
-    _link_periodic_tasks([(job.pk, task.pk) for job, task in new])
+    new = [entry for entry in scheduled if not entry.periodic_task_id]
+    if not new:
+        return
+    stamp = db_datetime(now)
+    rows = (
+        (_task_name(e), RUN_JOB_TASK, crontab_of(e), json.dumps([e.job_id]), "{}", "{}",
+         _task_description(e.job_id, source, e.external_id), False, True, 0, stamp)
+        for e in new
+    )  # fmt: skip
+    insert_rows(PeriodicTask, PERIODIC_TASK_INSERT_COLUMNS, rows)
+    task_ids = _ids_by(PeriodicTask.objects.all(), "name", [_task_name(entry) for entry in new])
+    _link_periodic_tasks([(entry.job_id, task_ids[_task_name(entry)]) for entry in new])
+
+
+def _task_name(entry: _Scheduled) -> str:
+    return periodic_task_name(entry.job_id, entry.name)
 
 
 def _link_periodic_tasks(pairs: list[tuple[int, int]]) -> None:
@@ -248,18 +312,6 @@ def _link_periodic_tasks(pairs: list[tuple[int, int]]) -> None:
                 f"WHERE {table}.id = v.column1",
                 [value for pair in batch for value in pair],
             )
-
-
-def _new_periodic_task(job: Job, crontab_id: int) -> PeriodicTask:
-    return PeriodicTask(
-        name=periodic_task_name(job),
-        task=RUN_JOB_TASK,
-        crontab_id=crontab_id,
-        args=json.dumps([job.pk]),
-        kwargs="{}",
-        headers="{}",
-        description=f"Runs job {job.pk} ({job.source} {job.external_id})".strip(),
-    )
 
 
 def _unschedule_in_bulk(job_ids: list[int], now: datetime) -> None:
