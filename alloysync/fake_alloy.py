@@ -468,6 +468,9 @@ class FakeAlloyServer:
         self._minute = 0
         self._minute_count = 0
         self._stopping = threading.Event()
+        # Called with the page number after each query page is computed, before it is sent: lets a
+        # test edit items between pages, as Alloy users do while a sync reads.
+        self.after_page: Callable[[int], None] | None = None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         for item in items or ():
@@ -588,6 +591,10 @@ class FakeAlloyServer:
             window = self._sorted_matches(body["aqs"], root, reverse)[(page - 1) * page_size : page * page_size]
             results = [_project(item, attributes) for item in window]
         return {"page": page, "pageSize": page_size, "results": results}
+
+    def page_served(self, page: int) -> None:
+        if self.after_page is not None:
+            self.after_page(page)
 
     def _sorted_matches(self, aqs: Any, root: _ParsedRoot, reverse: bool) -> list[dict[str, Any]]:
         key = json.dumps(aqs, sort_keys=True)
@@ -792,7 +799,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 self._send_page_fault(fault, alloy.query(_json_body(raw), page, page_size))
                 return None
-            return alloy.query(_json_body(raw), page, page_size)
+            body = alloy.query(_json_body(raw), page, page_size)
+            alloy.page_served(page)
+            return body
         if (method, path) == ("POST", "/api/aqs/statistics"):
             return alloy.statistics(_json_body(raw))
         match = _ITEM_PATH.match(path)

@@ -10,7 +10,7 @@ does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -108,6 +108,7 @@ class SyncPlan:
     restored: int = 0
     live_jobs: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)  # external id -> job id, absent from the read
 
     @property
     def created(self) -> int:
@@ -135,16 +136,32 @@ def sync_plan_build(items: Iterable[AlloyItem], states: dict[str, JobState], con
 
 
 def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str, JobState], config: SyncConfig) -> None:
-    """Fill ``plan`` from ``items``; if reading raises, ``plan`` says how far it got, removes nothing."""
+    """Fill ``plan`` from ``items``; if reading raises, ``plan`` says how far it got, removes nothing.
+
+    Consumes ``states``: each item takes its job's state out, so what is left at the end is the jobs
+    whose items were not read, and memory does not hold a second set of every id seen.
+    """
     plan.live_jobs = sum(1 for state in states.values() if state.scheduled)
-    seen: set[str] = set()
     for item in items:
         plan.items_read += 1
-        seen.add(item.item_id)
-        _plan_item(plan, item, states.get(item.item_id), config)
+        _plan_item(plan, item, states.pop(item.item_id, None), config)
     # Only now, after a complete read, can absence mean removal.
-    gone = [state for external_id, state in states.items() if external_id not in seen and state.scheduled]
-    plan.changes.remove = [state.id for state in gone]
+    plan.missing = {external_id: state.id for external_id, state in states.items() if state.scheduled}
+    plan.changes.remove = list(plan.missing.values())
+
+
+def sync_plan_confirm_removals(plan: SyncPlan, items: Iterable[AlloyItem]) -> None:
+    """Keep only removals whose item is missing from a second complete read too.
+
+    Alloy pages by offset: an item deleted while the first read was under way shifts the items after
+    it back one place, so one of them can fall between two pages and look removed. The same item is
+    all but never skipped twice, so absence from two reads is taken as real.
+    """
+    still_there = {item.item_id for item in items}
+    plan.missing = {
+        external_id: job_id for external_id, job_id in plan.missing.items() if external_id not in still_there
+    }
+    plan.changes.remove = list(plan.missing.values())
 
 
 def _plan_item(plan: SyncPlan, item: AlloyItem, state: JobState | None, config: SyncConfig) -> None:
@@ -183,7 +200,9 @@ def alloy_sync(
     if dry_run:
         config = config or SyncConfig.from_settings()
         with _client_for(config, client) as alloy:
-            return SyncOutcome(plan=sync_plan_build(_items(alloy, config, on_page), _states(), config), run=None)
+            plan = SyncPlan()
+            _read_into(plan, alloy, config, on_page)
+            return SyncOutcome(plan=plan, run=None)
     run = sync_run_start(trigger=trigger)
     plan = SyncPlan()
     try:
@@ -192,7 +211,7 @@ def alloy_sync(
         return SyncOutcome(plan, _finish(run, plan, 0, SyncRun.Status.FAILED, str(exc)))
     with _client_for(config, client) as alloy:
         try:
-            sync_plan_fill(plan, _items(alloy, config, on_page), _states(), config)
+            _read_into(plan, alloy, config, on_page)
             if plan.removes_too_many(config.max_removal_fraction) and not allow_mass_removal:
                 refusal = _refusal(plan, config)
                 return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.REFUSED, refusal))
@@ -205,12 +224,14 @@ def alloy_sync(
         return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.SUCCEEDED, ""))
 
 
+def _read_into(plan: SyncPlan, client: AlloyClient, config: SyncConfig, on_page: PageCallback | None) -> None:
+    sync_plan_fill(plan, client.iter_items(config.query, on_page=on_page), _states(), config)
+    if plan.changes.remove:
+        sync_plan_confirm_removals(plan, client.iter_items(config.query))
+
+
 def _client_for(config: SyncConfig, client: AlloyClient | None) -> AbstractContextManager[AlloyClient]:
     return nullcontext(client) if client is not None else config.client()
-
-
-def _items(client: AlloyClient, config: SyncConfig, on_page: PageCallback | None) -> Iterator[AlloyItem]:
-    return client.iter_items(config.query, on_page=on_page)
 
 
 def _states() -> dict[str, JobState]:

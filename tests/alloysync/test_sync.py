@@ -372,3 +372,39 @@ def test_two_concurrent_syncs_one_runs_the_other_exits(alloy):
     assert results["first"].status == "succeeded"
     assert Job.objects.count() == 1
     assert SyncRun.objects.count() == 1
+
+
+def test_an_item_skipped_because_another_vanished_mid_read_is_not_removed(alloy, fast_client):
+    # Alloy pages by offset: deleting item 2 after page 1 was sent shifts item 6 onto page 1,
+    # so the first read never sees it. Only item 2 is really gone, and the next sync removes it.
+    for n in range(1, 16):
+        alloy.put_item(job_item(f"job {n}", n=n))
+    sync(client=fast_client_with_page_size(fast_client, 5))
+
+    def delete_item_2_once(page):
+        if page == 1 and alloy.get(f"{2:024x}"):
+            alloy.remove_item(f"{2:024x}")
+
+    alloy.after_page = delete_item_2_once
+    run = sync(client=fast_client)
+    assert (run.items_read, run.removed) == (14, 0)  # item 6 was skipped, and is not removed
+    assert all(job.periodic_task is not None for job in alloy_jobs().values())
+    assert sync(client=fast_client).removed == 1
+    jobs = alloy_jobs()
+    assert jobs[f"{2:024x}"].periodic_task is None
+    assert jobs[f"{6:024x}"].periodic_task is not None
+
+
+def test_the_same_item_on_two_pages_is_read_once(alloy, fast_client):
+    for n in range(1, 11):
+        alloy.put_item(job_item(f"job {n}", n=n * 2))  # even ids leave room to insert before them
+
+    def insert_before_page_2(page):
+        if page == 1 and not alloy.get(f"{1:024x}"):
+            alloy.put_item(job_item("newcomer", n=1))  # shifts item 10 onto page 2 as well
+
+    alloy.after_page = insert_before_page_2
+    run = sync(client=fast_client_with_page_size(fast_client, 5))
+    assert run.status == "succeeded"
+    assert run.items_read == 10  # the newcomer sorts first and was not on page 1 when it was read
+    assert len(alloy_jobs()) == 10
