@@ -26,7 +26,8 @@ lint: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: install
-	$(BIN)/python bench/runner_overhead.py $(BENCH_ARGS)
+	$(BIN)/python bench/runner_overhead.py $(RUNNER_BENCH_ARGS)
+	$(BIN)/python bench/sync_bench.py $(SYNC_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm
