@@ -127,3 +127,19 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.position} {self.function} ({self.status})"
+
+
+class BeatLease(models.Model):
+    """Which beat process may send due jobs. Its holder renews it every tick; a lapsed lease is free.
+
+    Times come from the database's clock, so beats on hosts with skewed clocks agree on expiry.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=255, help_text="host:pid:token of the beat holding the lease.")
+    acquired_at = models.DateTimeField()
+    renewed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
