@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AlloysyncConfig(AppConfig):
     name = "alloysync"
     verbose_name = "Alloy sync"
+
+    def ready(self) -> None:
+        from alloysync.health import sync_check
+        from scheduler.health import register_health_check
+
+        register_health_check("alloy_sync", sync_check)

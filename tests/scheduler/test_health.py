@@ -1,0 +1,110 @@
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from alloysync.models import SyncRun
+from scheduler import celery_app
+from scheduler.leases import lease_hold
+from scheduler.models import BeatLease
+
+pytestmark = pytest.mark.django_db
+
+SECRET_KEY_VALUE = "9f8e7d6c-5b4a-4321-8765-0fedcba98765"
+
+
+@pytest.fixture
+def beat_alive():
+    assert lease_hold(name="beat", holder="beat-host:42:abcd", ttl=30)
+
+
+@pytest.fixture
+def alloy_configured(settings):
+    settings.ALLOY_API_KEY = SECRET_KEY_VALUE
+    settings.ALLOY_JOB_DESIGN = "designs_scheduledJobs_65f0c0ffee0000000000abcd"
+    settings.ALLOY_SYNC_INTERVAL = 300
+
+
+@pytest.fixture
+def broker_down():
+    # A real connection attempt to a port where nothing listens. Celery lets the CELERY_BROKER_URL
+    # environment variable win over broker_url, so the write URL (what the check uses) is set.
+    previous = celery_app.conf.broker_write_url
+    celery_app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    yield
+    celery_app.conf.broker_write_url = previous
+
+
+def synced(minutes_ago):
+    finished = timezone.now() - timedelta(minutes=minutes_ago)
+    SyncRun.objects.create(trigger="schedule", status="succeeded", started_at=finished, finished_at=finished)
+
+
+def get_health(client, query=""):
+    response = client.get(f"/healthz{query}")
+    return response.status_code, response.json()
+
+
+def test_healthy_when_database_broker_beat_and_sync_are_fine(client, beat_alive, alloy_configured):
+    synced(minutes_ago=1)
+    status, body = get_health(client)
+    assert status == 200
+    assert body["status"] == "ok"
+    assert {"database", "broker", "beat", "alloy_sync"} <= body["checks"].keys()
+    assert body["checks"]["beat"]["detail"].startswith("leader beat-host:42:abcd renewed")
+    assert SECRET_KEY_VALUE not in json.dumps(body)
+
+
+def test_unhealthy_when_the_broker_is_unreachable(client, beat_alive, broker_down):
+    status, body = get_health(client)
+    assert status == 503
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["broker"] == {"ok": False, "detail": "broker unreachable (OperationalError)"}
+    assert "6379" not in json.dumps(body) and "redis://" not in json.dumps(body)
+
+
+def test_unhealthy_when_the_last_successful_sync_is_stale(client, beat_alive, alloy_configured):
+    synced(minutes_ago=30)
+    SyncRun.objects.create(trigger="schedule", status="failed", started_at=timezone.now(), finished_at=timezone.now())
+    status, body = get_health(client)
+    assert status == 503
+    assert body["checks"]["alloy_sync"]["ok"] is False
+    assert "more than 660 s" in body["checks"]["alloy_sync"]["detail"]
+
+
+def test_unhealthy_before_any_successful_sync(client, beat_alive, alloy_configured):
+    status, body = get_health(client)
+    assert (status, body["checks"]["alloy_sync"]["detail"]) == (503, "no successful sync yet")
+
+
+def test_sync_is_not_judged_when_alloy_is_not_configured(client, beat_alive):
+    status, body = get_health(client)
+    assert status == 200
+    assert body["checks"]["alloy_sync"]["detail"].startswith("Alloy sync not configured")
+
+
+def test_unhealthy_when_no_beat_renews_the_lease(client):
+    status, body = get_health(client)
+    assert (status, body["checks"]["beat"]["detail"]) == (503, "no beat has started")
+    lease_hold(name="beat", holder="old", ttl=30)
+    BeatLease.objects.update(renewed_at=timezone.now() - timedelta(minutes=5))
+    status, body = get_health(client)
+    assert status == 503 and body["checks"]["beat"]["detail"].startswith("no beat has renewed the leader lease")
+
+
+def test_checks_can_be_limited_for_a_containers_own_health(client, broker_down):
+    status, body = get_health(client, "?checks=database")
+    assert status == 200 and set(body["checks"]) == {"checked_at", "database"}
+    status, body = get_health(client, "?checks=nonsense")
+    assert status == 400 and "unknown checks nonsense" in body["error"]
+
+
+def test_the_health_command_exits_1_when_unhealthy(beat_alive, capsys):
+    call_command("health", "database", "beat")
+    assert json.loads(capsys.readouterr().out)["beat"]["ok"] is True
+    BeatLease.objects.all().delete()
+    with pytest.raises(CommandError, match="unhealthy"):
+        call_command("health", "beat")
