@@ -272,7 +272,14 @@ def _finish(run: SyncRun, plan: SyncPlan, requests: int, status: str, message: s
     run.save()
     log = logger.info if applied else logger.warning
     seconds = run.duration.total_seconds()
-    log("sync %s %s in %.1f s: %s, %d requests%s", run.pk, status, seconds, run.summary(), requests, _colon(message))
+    # LogRecord owns "created": the counts go out under names of their own.
+    counted = ("items_read", "created", "updated", "unchanged", "removed", "invalid")
+    counts = {f"sync_{name}": getattr(run, name) for name in counted}
+    log(
+        "sync %s %s in %.1f s: %s, %d requests%s",
+        *(run.pk, status, seconds, run.summary(), requests, _colon(message)),
+        extra={"sync_id": run.pk, "status": status, "seconds": seconds, "requests": requests, **counts},
+    )
     return run
 
 

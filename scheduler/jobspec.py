@@ -147,7 +147,7 @@ def _step_from_line(number: int, line: str) -> Step | str:
         try:
             kwargs = json.loads(kwargs_text)
         except json.JSONDecodeError as exc:
-            return f"step {number} ({function}): arguments are not valid JSON: {exc.msg} at column {exc.colno}"
+            return f"step {number} ({function}): arguments are not valid JSON: {exc.msg} (column {exc.colno})"
     return _make_step(number, function, kwargs)
 
 

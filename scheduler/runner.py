@@ -172,14 +172,36 @@ def _finish(run: JobRun, failure: StepRun | None) -> JobRun:
         run.refresh_from_db()
         return run
     run.status, run.finished_at, run.error = status, now, error
+    _log_run(run)
     return run
+
+
+def _log_run(run: JobRun) -> None:
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.started_at else 0.0
+    log = logger.info if run.status != JobRun.Status.FAILED else logger.warning
+    log(
+        "run %s of job %s %s (%s) in %.2f s%s",
+        run.pk,
+        run.job_id,
+        run.status,
+        run.trigger,
+        seconds,
+        f": {run.error}" if run.error else "",
+        extra={
+            "run_id": run.pk,
+            "job_id": run.job_id,
+            "status": run.status,
+            "trigger": run.trigger,
+            "seconds": seconds,
+        },
+    )
 
 
 def _finish_skipped(run: JobRun, reason: str) -> JobRun:
     now = timezone.now()
     JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SKIPPED, finished_at=now, error=reason)
     run.status, run.finished_at, run.error = JobRun.Status.SKIPPED, now, reason
-    logger.info("run %s of job %s skipped: %s", run.pk, run.job_id, reason)
+    _log_run(run)
     return run
 
 
