@@ -12,9 +12,10 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-
 env = environ.Env()
+
+# Runtime files of the embedded setup (the filesystem broker's folders, the demo's logs).
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 # A key that is fine on a laptop and refused anywhere DEBUG is off.
 _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 - refused when DEBUG is off
@@ -65,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from gunicorn; no separate web server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -125,6 +128,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Let whitenoise find the admin's files in the apps too, so a server started without collectstatic
+# (the demo, a quick gunicorn) still has its styles.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "admin:login"
 
@@ -192,10 +202,21 @@ CELERY_TASK_ACKS_LATE = False
 # Jobs are long: one message per worker process at a time, so a free process takes the next job.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-prefetch-multiplier
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers and beat log through the LOGGING below (plain or JSON), not Celery's own format.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-hijack-root-logger
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#timezone
 CELERY_TIMEZONE = "UTC"
-# https://django-celery-beat.readthedocs.io/en/latest/
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler behind a leader lease: start as many beats as you like,
+# one sends. https://django-celery-beat.readthedocs.io/en/latest/
+CELERY_BEAT_SCHEDULER = "scheduler.beat:LeaderDatabaseScheduler"
+# How long a dead leader's lease blocks the others; longer than the beat loop (5 s) and renewal.
+BEAT_LEASE_TTL = positive_number("BEAT_LEASE_TTL", 30)
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-max-loop-interval
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+# Save an entry's last-run time right after sending it, so a beat that takes over knows it.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-sync-every
+CELERY_BEAT_SYNC_EVERY = 1
 # Entries that belong to the service itself. DatabaseScheduler writes them to the database at
 # start-up, so they exist after `migrate` plus a beat start, with no manual step.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule
@@ -212,12 +233,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Logs -------------------------------------------------------------------------------------
+# One line per sync and per job run, with ids, outcome and duration. LOG_FORMAT=json writes one
+# JSON object a line (the ids as fields) for log collectors.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # httpx logs every request at INFO; the sync logs one line per sync instead.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
