@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,6 +123,12 @@ def celery_processes(transactional_db: None, tmp_path: Path) -> Iterator[CeleryP
     finally:
         processes.stop_all()
         celery_app.conf.task_default_queue = previous_queue
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.25, describe: str = "") -> Any:

@@ -1,17 +1,23 @@
-"""``manage.py demo``: the whole engine on the embedded defaults, for a first look.
+"""``manage.py demo``: the whole product on the embedded defaults, for a first look.
 
-Migrates, creates an admin login, schedules a demo job every minute, then starts a Celery worker,
-beat and the admin web server as child processes, and prints the first scheduled run with its steps.
-Ctrl-C stops every process it started.
+Migrates, creates an admin login, then starts the bundled fake Alloy (sample items), a Celery
+worker, beat and the admin web server as child processes, all on the embedded broker and SQLite.
+It syncs once and prints the summary and the invalid sample items, then waits for beat to send the
+every-minute sample job and prints that run with its steps. Ctrl-C stops every process it started.
+Child processes log to VAR_DIR/logs/.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,47 +28,64 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from scheduler.jobspec import job_spec_build
+from alloysync import fake_alloy
+from alloysync.client import ItemQuery
+from alloysync.mapping import AttributeCodes
+from alloysync.models import SyncRun
+from alloysync.sync import SyncConfig, SyncOutcome, alloy_sync
 from scheduler.models import Job, JobRun
-from scheduler.services import job_resume, job_save
 
-DEMO_JOB_NAME = "demo: hello every minute"
-DEMO_STEPS = """
-examples.echo {"message": "hello from the demo job"}
-examples.sleep {"seconds": 1}
-examples.echo {"message": "done"}
-"""
+# The sample item that runs every minute: the one the demo waits for.
+EVERY_MINUTE_ITEM = "65f0c1a0e4d0a1b2c3d4e505"
+
+
+def demo_alloy_environment(url: str) -> dict[str, str]:
+    """The ALLOY_* settings that point alloysync at the fake Alloy and its sample design."""
+    return {
+        "ALLOY_BASE_URL": url,
+        "ALLOY_API_KEY": fake_alloy.DEMO_API_KEY,
+        "ALLOY_JOB_DESIGN": fake_alloy.SAMPLE_DESIGN_CODE,
+        "ALLOY_JOB_FLAG_ATTRIBUTE": fake_alloy.SAMPLE_FLAG_ATTRIBUTE,
+        "ALLOY_CRON_ATTRIBUTE": fake_alloy.SAMPLE_CRON_ATTRIBUTE,
+        "ALLOY_STEPS_ATTRIBUTE": fake_alloy.SAMPLE_STEPS_ATTRIBUTE,
+        "ALLOY_TIMEZONE_ATTRIBUTE": fake_alloy.SAMPLE_TIMEZONE_ATTRIBUTE,
+        "ALLOY_TITLE_ATTRIBUTE": fake_alloy.TITLE_ATTRIBUTE,
+        "ALLOY_SYNC_INTERVAL": "60",
+    }
 
 
 class Command(BaseCommand):
-    help = "Run the worker, beat and admin on the embedded defaults and show a scheduled job's run."
+    help = "Run fake Alloy, worker, beat and admin on the embedded defaults; show a sync and a scheduled run."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000, help="admin web server port (127.0.0.1 only)")
         parser.add_argument("--once", action="store_true", help="stop after the first scheduled run is shown")
-        parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the first run")
+        parser.add_argument("--timeout", type=float, default=150, help="seconds to wait for that run")
 
     def handle(self, *args: Any, port: int, once: bool, timeout: float, **options: Any) -> None:
         _stop_on_signals()
         call_command("migrate", verbosity=0)
         password = self._admin_password()
-        job = self._demo_job()
+        logs = settings.VAR_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
         started_at = timezone.now()
-        processes = self._start_processes(port)
-        try:
-            self.stdout.write(f"Admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
-            self.stdout.write(f"Scheduled {job.name!r} ({job.cron}); waiting for beat to send it...")
-            run = self._wait_for_run(job, started_at, processes, timeout)
-            self._show_run(run)
-            if not once:
-                self.stdout.write("Running; press Ctrl-C to stop.")
-                while all(process.poll() is None for process in processes):
-                    time.sleep(1)
-                raise CommandError("a demo process stopped unexpectedly; see its output above")
-        except KeyboardInterrupt:
-            self.stdout.write("Stopping...")
-        finally:
-            _stop(processes)
+        with _children() as processes:
+            try:
+                url = self._start_fake_alloy(processes, logs)
+                environment = {**os.environ, **demo_alloy_environment(url)}
+                self._show_sync(alloy_sync(trigger=SyncRun.Trigger.COMMAND, config=_config(url)))
+                self._start_services(processes, logs, environment, port)
+                self.stdout.write(f"Admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
+                pids = ", ".join(str(process.pid) for process in processes)
+                self.stdout.write(f"Logs of the fake Alloy, worker, beat and web server (pids {pids}): {logs}/")
+                job = Job.objects.get(source=Job.Source.ALLOY, external_id=EVERY_MINUTE_ITEM)
+                self.stdout.write(f"Waiting for beat to send {job.name!r} ({job.cron}), due at the next minute...")
+                self._show_run(self._wait_for_run(job, started_at, processes, logs, timeout))
+                if not once:
+                    self.stdout.write("Running; press Ctrl-C to stop.")
+                    self._wait_while_running(processes, logs)
+            except KeyboardInterrupt:
+                self.stdout.write("Stopping...")
         self.stdout.write("Stopped.")
 
     def _admin_password(self) -> str:
@@ -73,47 +96,124 @@ class Command(BaseCommand):
         user.save()
         return password
 
-    def _demo_job(self) -> Job:
-        spec = job_spec_build(name=DEMO_JOB_NAME, cron="* * * * *", timezone="UTC", steps=DEMO_STEPS)
-        job = Job.objects.filter(name=DEMO_JOB_NAME, source=Job.Source.LOCAL).first() or Job()
-        job = job_save(job=job, spec=spec)
-        if job.is_paused:
-            job_resume(job=job)
-        return job
+    def _start_fake_alloy(self, processes: list[subprocess.Popen[bytes]], logs: Path) -> str:
+        port = _free_port()
+        command = [sys.executable, "manage.py", "fake_alloy", "--port", str(port)]
+        processes.append(_spawn(command, logs / "fake-alloy.log", dict(os.environ)))
+        _wait_for_port(port, processes[-1], logs / "fake-alloy.log")
+        url = f"http://127.0.0.1:{port}"
+        self.stdout.write(f"Fake Alloy: {url} (sample items from {fake_alloy.SAMPLE_ITEMS_PATH.name})")
+        return url
 
-    def _start_processes(self, port: int) -> list[subprocess.Popen[bytes]]:
-        base = Path(settings.BASE_DIR)
+    def _start_services(
+        self, processes: list[subprocess.Popen[bytes]], logs: Path, environment: dict[str, str], port: int
+    ) -> None:
         celery = [sys.executable, "-m", "celery", "-A", "scheduler"]
-        commands = [
-            [*celery, "worker", "--loglevel=INFO", "--concurrency=2"],
-            [*celery, "beat", "--loglevel=INFO", "--pidfile=", "-s", str(settings.VAR_DIR / "beat-schedule")],
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        ]
-        # Children get their own process group so the terminal's Ctrl-C reaches only this command,
-        # which then stops them in order.
-        return [subprocess.Popen(command, cwd=base, start_new_session=True) for command in commands]  # noqa: S603
+        commands = {
+            "worker": [*celery, "worker", "--loglevel=INFO", "--concurrency=2"],
+            "beat": [*celery, "beat", "--loglevel=INFO", "--pidfile=", "-s", str(settings.VAR_DIR / "beat-schedule")],
+            "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        }
+        for name, command in commands.items():
+            processes.append(_spawn(command, logs / f"{name}.log", environment))
 
-    def _wait_for_run(self, job: Job, since: Any, processes: list[subprocess.Popen[bytes]], timeout: float) -> JobRun:
+    def _show_sync(self, outcome: SyncOutcome) -> None:
+        run = outcome.run
+        self.stdout.write(self.style.SUCCESS(f"Synced from Alloy: {run.summary()}"))
+        for error in run.errors:
+            self.stdout.write(
+                self.style.WARNING(f"  invalid {error['item_id']} {error['title']!r}: {error['message']}")
+            )
+        if run.status != SyncRun.Status.SUCCEEDED:
+            raise CommandError(f"the first sync {run.status}: {run.message}")
+
+    def _wait_for_run(
+        self, job: Job, since: Any, processes: list[subprocess.Popen[bytes]], logs: Path, timeout: float
+    ) -> JobRun:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = (
-                JobRun.objects.filter(job=job, trigger=JobRun.Trigger.SCHEDULE, created_at__gte=since)
-                .exclude(finished_at=None)
-                .first()
-            )
+            finished = JobRun.objects.filter(job=job, trigger=JobRun.Trigger.SCHEDULE, created_at__gte=since)
+            run = finished.exclude(finished_at=None).first()
             if run:
                 return run
-            if any(process.poll() is not None for process in processes):
-                raise CommandError("a demo process exited before the first run; see its output above")
+            _check_alive(processes, logs)
             time.sleep(1)
-        raise CommandError(f"no scheduled run within {timeout:g} s; see the worker and beat output above")
+        raise CommandError(f"no scheduled run within {timeout:g} s; see the worker and beat logs in {logs}/")
 
     def _show_run(self, run: JobRun) -> None:
-        self.stdout.write(
-            self.style.SUCCESS(f"Run {run.pk} of {run.job.name!r}: {run.status} (trigger: {run.trigger})")
-        )
+        summary = f"Run {run.pk} of {run.job.name!r}: {run.status} (trigger: {run.trigger}, worker {run.worker})"
+        self.stdout.write(self.style.SUCCESS(summary))
         for step in run.steps.order_by("position"):
             self.stdout.write(f"  step {step.position} {step.function} {step.kwargs}: {step.status} -> {step.result!r}")
+
+    def _wait_while_running(self, processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
+        while True:
+            _check_alive(processes, logs)
+            time.sleep(1)
+
+
+def _config(url: str) -> SyncConfig:
+    return SyncConfig(
+        base_url=url,
+        api_key=fake_alloy.DEMO_API_KEY,
+        query=ItemQuery(fake_alloy.SAMPLE_DESIGN_CODE, "Live", fake_alloy.SAMPLE_FLAG_ATTRIBUTE),
+        codes=AttributeCodes(
+            title=fake_alloy.TITLE_ATTRIBUTE,
+            cron=fake_alloy.SAMPLE_CRON_ATTRIBUTE,
+            steps=fake_alloy.SAMPLE_STEPS_ATTRIBUTE,
+            timezone=fake_alloy.SAMPLE_TIMEZONE_ATTRIBUTE,
+        ),
+        page_size=100,
+        timeout=10,
+        max_removal_fraction=settings.ALLOY_MAX_REMOVAL_FRACTION,
+        default_timezone=settings.JOB_DEFAULT_TIMEZONE,
+    )
+
+
+def _spawn(command: list[str], log_path: Path, environment: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Own process group: the terminal's Ctrl-C reaches only this command, which stops them in order.
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+            command,
+            cwd=settings.BASE_DIR,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            _check_alive([process], log_path.parent)
+            time.sleep(0.2)
+    raise CommandError(f"the fake Alloy did not start; see {log_path}")
+
+
+def _check_alive(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
+    for process in processes:
+        if process.poll() is not None:
+            raise CommandError(f"{' '.join(process.args[1:4])} exited with status {process.returncode}; see {logs}/")
+
+
+@contextmanager
+def _children() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        yield processes
+    finally:
+        _stop(processes)
 
 
 def _stop_on_signals() -> None:
@@ -130,7 +230,7 @@ def _stop_on_signals() -> None:
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
+    for process in reversed(processes):
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
     for process in processes:
