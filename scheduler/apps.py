@@ -7,6 +7,7 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduled jobs"
 
     def ready(self) -> None:
-        from scheduler import registry
+        from scheduler import registry, signals
 
         registry.load_job_modules(settings.JOB_MODULES)
+        signals.connect()

@@ -81,11 +81,16 @@ class JobRun(models.Model):
     )
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the process that ran it.")
     error = models.TextField(blank=True)
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="The scheduled time this run is for; empty for manual and command runs."
+    )
 
     class Meta:
         constraints = [
             # Two runs of one job never run at once: the second one's claim fails on this index.
-            models.UniqueConstraint(fields=["job"], condition=Q(status="running"), name="jobrun_one_running_per_job")
+            models.UniqueConstraint(fields=["job"], condition=Q(status="running"), name="jobrun_one_running_per_job"),
+            # At most one run per due time, whatever sends it twice (two beats, a redelivered message).
+            models.UniqueConstraint(fields=["job", "due_at"], name="jobrun_one_per_due_time"),
         ]
         indexes = [
             models.Index(fields=["job", "-created_at"]),
@@ -143,3 +148,18 @@ class BeatLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
+
+
+class ScheduleState(models.Model):
+    """Beat's own bookkeeping: when each periodic task is next due, indexed, so a tick asks only for
+    what is due. Derived from the PeriodicTask (still the schedule of record) as of ``task_changed_at``.
+    """
+
+    periodic_task = models.OneToOneField(
+        PeriodicTask, on_delete=models.CASCADE, primary_key=True, related_name="schedule_state"
+    )
+    next_due_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: not scheduled.")
+    task_changed_at = models.DateTimeField(help_text="The PeriodicTask's date_changed this was computed from.")
+
+    def __str__(self) -> str:
+        return f"{self.periodic_task_id} due {self.next_due_at}"

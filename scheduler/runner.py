@@ -54,13 +54,21 @@ def job_run_execute(
     worker: str | None = None,
     on_step: StepCallback | None = None,
     time_limit: float | None = None,
+    due_at: datetime | None = None,
 ) -> JobRun:
     """Run ``job`` now in this process and return its finished JobRun.
 
-    ``run`` is a queued run made earlier (admin "run now"); otherwise one is created.
+    ``run`` is a queued run made earlier (admin "run now"); otherwise one is created. ``due_at`` is
+    the scheduled time a beat sent this run for: a second message for the same due time (two beats,
+    a redelivery) finds that run recorded and does nothing.
     """
     if run is None:
-        run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED)
+        try:
+            with transaction.atomic():
+                run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED, due_at=due_at)
+        except IntegrityError:
+            logger.warning("job %s already has a run for due time %s; not running it again", job.pk, due_at)
+            return JobRun.objects.get(job=job, due_at=due_at)
     skip_reason = _reason_not_to_run(job, run)
     if skip_reason:
         return _finish_skipped(run, skip_reason)

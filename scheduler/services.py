@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from celery import current_app
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
-from scheduler.bulkinsert import db_datetime, db_json, insert_rows
+from scheduler.bulksql import db_datetime, db_json, insert_rows, update_column
 from scheduler.cron import CrontabFields
 from scheduler.jobspec import JobSpec
-from scheduler.models import Job, JobRun
+from scheduler.models import Job, JobRun, ScheduleState
 
 RUN_JOB_TASK = "scheduler.run_job"
 
@@ -76,7 +76,7 @@ def _schedule_job(job: Job, spec: JobSpec) -> None:
     task.name = periodic_task_name(job.pk, job.name)
     task.crontab = crontab
     # save() (not a queryset update) so django-celery-beat's signal tells beat to reload.
-    task.save(update_fields=["name", "crontab"])
+    task.save(update_fields=["name", "crontab", "date_changed"])
 
 
 def job_create(*, spec: JobSpec, source: str = Job.Source.LOCAL, external_id: str = "") -> Job:
@@ -105,7 +105,8 @@ def job_pause(*, job: Job, note: str = "") -> None:
         job.pause_note = note
         job.save(update_fields=["pause_note", "updated_at"])
         job.periodic_task.enabled = False
-        job.periodic_task.save(update_fields=["enabled"])
+        # date_changed too (auto_now only saves when listed): beat picks up changes by it.
+        job.periodic_task.save(update_fields=["enabled", "date_changed"])
 
 
 def job_resume(*, job: Job) -> None:
@@ -115,7 +116,7 @@ def job_resume(*, job: Job) -> None:
         job.pause_note = ""
         job.save(update_fields=["pause_note", "updated_at"])
         job.periodic_task.enabled = True
-        job.periodic_task.save(update_fields=["enabled"])
+        job.periodic_task.save(update_fields=["enabled", "date_changed"])
 
 
 @transaction.atomic
@@ -288,30 +289,11 @@ def _schedule_in_bulk(scheduled: list[_Scheduled], source: str, now: datetime) -
     )  # fmt: skip
     insert_rows(PeriodicTask, PERIODIC_TASK_INSERT_COLUMNS, rows)
     task_ids = _ids_by(PeriodicTask.objects.all(), "name", [_task_name(entry) for entry in new])
-    _link_periodic_tasks([(entry.job_id, task_ids[_task_name(entry)]) for entry in new])
+    update_column(Job, "periodic_task_id", [(entry.job_id, task_ids[_task_name(entry)]) for entry in new])
 
 
 def _task_name(entry: _Scheduled) -> str:
     return periodic_task_name(entry.job_id, entry.name)
-
-
-def _link_periodic_tasks(pairs: list[tuple[int, int]]) -> None:
-    """Set many jobs' periodic_task_id, each to its own value, in a few statements.
-
-    Hand-written SQL because bulk_update's CASE WHEN costs seconds of Python per 10,000 rows. UPDATE
-    ... FROM (VALUES ...) reads the same on PostgreSQL and SQLite (3.33+), whose VALUES columns are
-    both named column1, column2.
-    """
-    table = connection.ops.quote_name(Job._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(pairs), _BATCH):
-            batch = pairs[start : start + _BATCH]
-            rows = ", ".join(["(%s, %s)"] * len(batch))
-            cursor.execute(
-                f"UPDATE {table} SET periodic_task_id = v.column2 FROM (VALUES {rows}) AS v "  # noqa: S608 - no data in SQL
-                f"WHERE {table}.id = v.column1",
-                [value for pair in batch for value in pair],
-            )
 
 
 def _unschedule_in_bulk(job_ids: list[int], now: datetime) -> None:
@@ -320,6 +302,7 @@ def _unschedule_in_bulk(job_ids: list[int], now: datetime) -> None:
     jobs = Job.objects.filter(pk__in=job_ids)
     task_ids = [task_id for task_id in jobs.values_list("periodic_task_id", flat=True) if task_id]
     jobs.update(periodic_task=None, removed_at=now, updated_at=now)
+    ScheduleState.objects.filter(periodic_task_id__in=task_ids).delete()
     # _raw_delete: one DELETE, without the per-row signals that would tell beat once per task; beat is
-    # told once by the caller. Nothing else references these rows once the jobs let go of them.
+    # told once by the caller. Nothing else references these rows once the jobs and states let go.
     PeriodicTask.objects.filter(pk__in=task_ids)._raw_delete(PeriodicTask.objects.db)

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -17,8 +18,8 @@ _HARD_TIME_LIMIT_GRACE = 60
 
 
 @shared_task(name="scheduler.run_job", bind=True, time_limit=settings.JOB_TIME_LIMIT + _HARD_TIME_LIMIT_GRACE)
-def run_job(self, job_id: int, run_id: int | None = None) -> str | None:
-    """Run a job's steps. Beat sends only ``job_id``; "run now" also sends its queued ``run_id``."""
+def run_job(self, job_id: int, run_id: int | None = None, due_at: str | None = None) -> str | None:
+    """Run a job's steps. Beat sends ``job_id`` and the ``due_at`` it is for; "run now" its ``run_id``."""
     job = Job.objects.select_related("periodic_task").filter(pk=job_id).first()
     if job is None:
         logger.warning("run_job: job %s no longer exists; nothing to run", job_id)
@@ -26,7 +27,8 @@ def run_job(self, job_id: int, run_id: int | None = None) -> str | None:
     run = JobRun.objects.filter(pk=run_id, job=job).first() if run_id is not None else None
     trigger = run.trigger if run else JobRun.Trigger.SCHEDULE
     worker = f"{self.request.hostname or 'worker'}:{os.getpid()}"
-    return job_run_execute(job=job, trigger=trigger, run=run, worker=worker).status
+    due = datetime.fromisoformat(due_at) if due_at else None
+    return job_run_execute(job=job, trigger=trigger, run=run, worker=worker, due_at=due).status
 
 
 @shared_task(name="scheduler.reap_lost_runs")

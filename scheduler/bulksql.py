@@ -1,4 +1,5 @@
-"""Fast multi-row inserts for the sync: COPY on PostgreSQL, executemany elsewhere.
+"""Fast multi-row writes for the sync and beat: COPY on PostgreSQL, executemany elsewhere, and
+one-statement updates of many rows to different values.
 
 Django's ``bulk_create`` spends about 60 µs of Python per row building model instances and adapting
 every value; in a first sync of 10,000 jobs that was most of the time (see bench/sync_bench.py,
@@ -31,6 +32,28 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
             return
         placeholders = ", ".join(["%s"] * len(columns))
         cursor.executemany(f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})", list(rows))  # noqa: S608
+
+
+def update_column(model: type[Model], column: str, pairs: Sequence[tuple[Any, Any]], *, batch: int = 2000) -> None:
+    """Set ``column`` of many rows, each to its own value: ``pairs`` of (primary key, value).
+
+    Hand-written because bulk_update's CASE WHEN costs seconds of Python per 10,000 rows.
+    UPDATE ... FROM (VALUES ...) reads the same on PostgreSQL and SQLite (3.33+), whose VALUES
+    columns are both named column1, column2. Values must not be None (their type cannot be inferred).
+    """
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    target = next(f for f in model._meta.concrete_fields if f.column == column)
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start : start + batch]
+            rows = ", ".join(["(%s, %s)"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {table} SET {quote(column)} = v.column2 FROM (VALUES {rows}) AS v "  # noqa: S608
+                f"WHERE {table}.{pk} = v.column1",
+                # Adapted as the ORM would (SQLite stores datetimes as text in Django's own format).
+                [v for key, value in chunk for v in (key, target.get_db_prep_save(value, connection))],
+            )
 
 
 def db_datetime(value: datetime) -> Any:
