@@ -1,10 +1,16 @@
-"""Beat's scheduler: django-celery-beat's DatabaseScheduler behind a leader lease.
+"""Beat's scheduler: cost per tick follows what changed and what is due, not how many jobs exist.
 
-Any number of beats may run; only the one holding the ``beat`` lease sends due tasks. The leader
-renews the lease every tick (at most every ``beat_max_loop_interval`` seconds, 5 here); the others
-try to take it at the same pace and do nothing else. If the leader dies, its lease lapses after
-``BEAT_LEASE_TTL`` seconds and the first follower to try takes over, re-reading the schedule from the
-database (where the old leader saved each entry's last run right after sending it).
+django-celery-beat's DatabaseScheduler holds every entry in memory, checks them all on every tick and
+reloads them all when any row changes. ``JobScheduler`` keeps the same PeriodicTask rows as the
+schedule of record (the admin and the sync work unchanged) and an indexed next-due time per task in
+the database (``ScheduleState``). Each tick:
+
+1. renews the leader lease (every third of its lifetime); a beat without it only waits;
+2. picks up the rows changed since the last tick (by ``date_changed``) and recomputes their due time;
+3. claims what is due, advancing those rows in the same transaction, and sends it.
+
+Any number of beats may run; one sends. A follower that takes over reads the due times the leader
+left in the database, so nothing due is sent twice and nothing is reloaded.
 """
 
 from __future__ import annotations
@@ -12,13 +18,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
+from celery.beat import Scheduler
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
-from django_celery_beat.schedulers import DatabaseScheduler
+from django.db import DatabaseError, connection
+from django.utils import timezone
+from django_celery_beat.schedulers import ModelEntry
 
+from scheduler.dispatch import Dispatch, schedule_claim_due, schedule_pick_up_changes
 from scheduler.leases import lease_hold, lease_release
 
 logger = logging.getLogger(__name__)
@@ -26,36 +37,93 @@ logger = logging.getLogger(__name__)
 LEASE_NAME = "beat"
 
 
-class LeaderDatabaseScheduler(DatabaseScheduler):
+class JobScheduler(Scheduler):
+    #: Claimed and sent per transaction; a full batch makes the next tick come at once.
+    batch_size = 500
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.is_leader = False
+        self._renewed_at = 0.0
+        self._changes_since = None
         super().__init__(*args, **kwargs)
 
+    def setup_schedule(self) -> None:
+        """The service's own entries (CELERY_BEAT_SCHEDULE) become PeriodicTask rows, as with
+        DatabaseScheduler, so they show in the admin and are scheduled like the rest."""
+        for name, entry in self.app.conf.beat_schedule.items():
+            ModelEntry.from_entry(name, app=self.app, **entry)
+
+    @property
+    def schedule(self) -> dict[str, Any]:
+        return {}  # nothing is held in memory: the database is the schedule
+
+    @property
+    def info(self) -> str:
+        return f"    . leader lease holder -> {self.holder}"
+
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        if not self._hold_lease():
-            return min(self.max_interval, settings.BEAT_LEASE_TTL / 3)
-        return super().tick(*args, **kwargs)
+        # One connection for the life of beat (no per-tick reconnect); a failed one is replaced.
+        try:
+            if not self._hold_lease():
+                return min(self.max_interval, settings.BEAT_LEASE_TTL / 3)
+            return self._dispatch_due()
+        except DatabaseError:
+            # The database restarts or fails over: send nothing blind, reconnect and try again.
+            logger.exception("beat %s cannot reach the database; retrying", self.holder)
+            self.is_leader = False
+            connection.close()
+            return self.max_interval
+
+    def _dispatch_due(self) -> float:
+        now = timezone.now()
+        picked, self._changes_since = schedule_pick_up_changes(since=self._changes_since, now=now)
+        if picked:
+            logger.info("beat picked up %d changed periodic task(s)", picked)
+        claim = schedule_claim_due(
+            now=now,
+            horizon=now + timedelta(seconds=self.max_interval),
+            catchup_window=timedelta(seconds=settings.JOB_CATCHUP_WINDOW),
+            limit=self.batch_size,
+        )
+        self._send(claim.dispatches)
+        if claim.skipped:
+            logger.warning("beat recorded %d run(s) missed too long ago as skipped", claim.skipped)
+        if claim.more_due:
+            return 0
+        if claim.next_due_at is None:
+            return self.max_interval
+        return max(0.0, min(self.max_interval, (claim.next_due_at - timezone.now()).total_seconds()))
+
+    def _send(self, dispatches: list[Dispatch]) -> None:
+        if not dispatches:
+            return
+        with self.app.producer_or_acquire() as producer:
+            for dispatch in dispatches:
+                try:
+                    self.app.send_task(
+                        dispatch.task, dispatch.args, dispatch.kwargs, producer=producer, **dispatch.options
+                    )
+                except Exception:  # one unsendable message must not stop the others
+                    logger.exception("beat could not send %s%s", dispatch.task, dispatch.args)
+        logger.info("beat sent %d due task(s)", len(dispatches))
 
     def _hold_lease(self) -> bool:
-        try:
-            close_old_connections()
-            leader = lease_hold(name=LEASE_NAME, holder=self.holder, ttl=settings.BEAT_LEASE_TTL)
-        except DatabaseError:
-            # Without the database no beat can know it leads; dispatching blind could double-send.
-            logger.exception("beat %s could not reach the database to renew its lease; not sending", self.holder)
-            leader = False
+        ttl = settings.BEAT_LEASE_TTL
+        if self.is_leader and time.monotonic() - self._renewed_at < ttl / 3:
+            return True  # renewed recently enough: spare the database a write on every tick
+        leader = lease_hold(name=LEASE_NAME, holder=self.holder, ttl=ttl)
+        if leader:
+            self._renewed_at = time.monotonic()
         if leader and not self.is_leader:
             logger.info("beat %s is now the leader and sends due tasks", self.holder)
-            # Re-read every entry: the previous leader's last-run times are in the database.
-            self._initial_read = True
-            self._heap = None
         elif self.is_leader and not leader:
             logger.warning("beat %s lost the leader lease; waiting", self.holder)
-        elif not leader and not self.is_leader:
-            logger.debug("beat %s waits: another beat holds the lease", self.holder)
         self.is_leader = leader
         return leader
+
+    def sync(self) -> None:
+        """Nothing to write back: due times are advanced when claimed."""
 
     def close(self) -> None:
         if self.is_leader:

@@ -144,6 +144,9 @@ LOGIN_URL = "admin:login"
 JOB_MODULES = env.list("JOB_MODULES", default=["jobs.examples"])
 JOB_DEFAULT_TIMEZONE = env.str("JOB_DEFAULT_TIMEZONE", default="UTC")
 JOB_TIME_LIMIT = positive_number("JOB_TIME_LIMIT", 3600)
+# A run missed while no beat ran is sent once when beat is back if it was due within this many
+# seconds; older misses are recorded as skipped.
+JOB_CATCHUP_WINDOW = positive_number("JOB_CATCHUP_WINDOW", 3600)
 # A running run refreshes its heartbeat this often; one silent for JOB_LOST_AFTER is "worker lost".
 JOB_HEARTBEAT_INTERVAL = positive_number("JOB_HEARTBEAT_INTERVAL", 30)
 JOB_LOST_AFTER = positive_number("JOB_LOST_AFTER", 4 * JOB_HEARTBEAT_INTERVAL)
@@ -207,16 +210,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#timezone
 CELERY_TIMEZONE = "UTC"
-# django-celery-beat's DatabaseScheduler behind a leader lease: start as many beats as you like,
-# one sends. https://django-celery-beat.readthedocs.io/en/latest/
-CELERY_BEAT_SCHEDULER = "scheduler.beat:LeaderDatabaseScheduler"
+# The project's scheduler: due times indexed in the database, a leader lease so that any number of
+# beats may run and one sends (scheduler/beat.py). PeriodicTask rows stay the schedule of record.
+CELERY_BEAT_SCHEDULER = "scheduler.beat:JobScheduler"
 # How long a dead leader's lease blocks the others; longer than the beat loop (5 s) and renewal.
 BEAT_LEASE_TTL = positive_number("BEAT_LEASE_TTL", 30)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-max-loop-interval
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
-# Save an entry's last-run time right after sending it, so a beat that takes over knows it.
-# https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-sync-every
-CELERY_BEAT_SYNC_EVERY = 1
 # Entries that belong to the service itself. DatabaseScheduler writes them to the database at
 # start-up, so they exist after `migrate` plus a beat start, with no manual step.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule

@@ -10,17 +10,29 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
+from alloysync.fake_alloy import (
+    SAMPLE_CRON_ATTRIBUTE,
+    SAMPLE_DESIGN_CODE,
+    SAMPLE_FLAG_ATTRIBUTE,
+    SAMPLE_STEPS_ATTRIBUTE,
+    SAMPLE_TIMEZONE_ATTRIBUTE,
+    TITLE_ATTRIBUTE,
+    FakeAlloyServer,
+)
 from scheduler import celery_app
 from scheduler.jobspec import job_spec_build
 from scheduler.models import Job
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+ALLOY_TEST_KEY = "7c1e4b2a-9d3f-4a6b-8c5d-2e1f0a9b8c7d"
 
 
 @pytest.fixture
@@ -140,3 +152,31 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:g} s waiting for {describe or condition}")
+
+
+@pytest.fixture
+def alloy_env() -> Iterator[tuple[FakeAlloyServer, dict[str, str]]]:
+    """A fake Alloy in this process, and the ALLOY_* environment for child processes to use it."""
+    with FakeAlloyServer(api_key=ALLOY_TEST_KEY) as server:
+        yield (
+            server,
+            {
+                "ALLOY_BASE_URL": server.url,
+                "ALLOY_API_KEY": ALLOY_TEST_KEY,
+                "ALLOY_JOB_DESIGN": SAMPLE_DESIGN_CODE,
+                "ALLOY_JOB_FLAG_ATTRIBUTE": SAMPLE_FLAG_ATTRIBUTE,
+                "ALLOY_CRON_ATTRIBUTE": SAMPLE_CRON_ATTRIBUTE,
+                "ALLOY_STEPS_ATTRIBUTE": SAMPLE_STEPS_ATTRIBUTE,
+                "ALLOY_TIMEZONE_ATTRIBUTE": SAMPLE_TIMEZONE_ATTRIBUTE,
+                "ALLOY_TITLE_ATTRIBUTE": TITLE_ATTRIBUTE,
+                "ALLOY_SYNC_INTERVAL": "5",
+            },
+        )
+
+
+def sleep_until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
+
+
+def next_minute(after: datetime) -> datetime:
+    return (after + timedelta(minutes=1)).replace(second=0, microsecond=0)

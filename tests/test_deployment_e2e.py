@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -11,52 +10,16 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from alloysync.fake_alloy import (
-    SAMPLE_CRON_ATTRIBUTE,
-    SAMPLE_DESIGN_CODE,
-    SAMPLE_FLAG_ATTRIBUTE,
-    SAMPLE_STEPS_ATTRIBUTE,
-    SAMPLE_TIMEZONE_ATTRIBUTE,
-    TITLE_ATTRIBUTE,
-    FakeAlloyServer,
-)
 from alloysync.models import SyncRun
 from scheduler.models import BeatLease, Job, JobRun
-from tests.alloysync.conftest import API_KEY, job_item
-from tests.conftest import requires_services, wait_for
+from tests.alloysync.conftest import job_item
+from tests.conftest import next_minute, requires_services, sleep_until, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def alloy_env():
-    with FakeAlloyServer(api_key=API_KEY) as server:
-        yield (
-            server,
-            {
-                "ALLOY_BASE_URL": server.url,
-                "ALLOY_API_KEY": API_KEY,
-                "ALLOY_JOB_DESIGN": SAMPLE_DESIGN_CODE,
-                "ALLOY_JOB_FLAG_ATTRIBUTE": SAMPLE_FLAG_ATTRIBUTE,
-                "ALLOY_CRON_ATTRIBUTE": SAMPLE_CRON_ATTRIBUTE,
-                "ALLOY_STEPS_ATTRIBUTE": SAMPLE_STEPS_ATTRIBUTE,
-                "ALLOY_TIMEZONE_ATTRIBUTE": SAMPLE_TIMEZONE_ATTRIBUTE,
-                "ALLOY_TITLE_ATTRIBUTE": TITLE_ATTRIBUTE,
-                "ALLOY_SYNC_INTERVAL": "5",
-            },
-        )
-
-
 def scheduled_runs(job, **filters):
     return JobRun.objects.filter(job=job, trigger=JobRun.Trigger.SCHEDULE, **filters).exclude(finished_at=None)
-
-
-def sleep_until(moment):
-    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
-
-
-def next_minute(after):
-    return (after + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
 @pytest.mark.timeout(300)
