@@ -6,7 +6,8 @@ schedule of record (the admin and the sync work unchanged) and an indexed next-d
 the database (``ScheduleState``). Each tick:
 
 1. renews the leader lease (every third of its lifetime); a beat without it only waits;
-2. picks up the rows changed since the last tick (by ``date_changed``) and recomputes their due time;
+2. picks up the rows changed since the last tick (by ``date_changed``; every 15 s it also looks a
+   minute further back, for late commits) and recomputes their due time;
 3. claims what is due, advancing those rows in the same transaction, and sends it.
 
 Any number of beats may run; one sends. A follower that takes over reads the due times the leader
@@ -20,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery.beat import Scheduler
@@ -29,7 +30,14 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_celery_beat.schedulers import ModelEntry
 
-from scheduler.dispatch import Dispatch, schedule_claim_due, schedule_pick_up_changes
+from scheduler.dispatch import (
+    PICKUP_BATCH,
+    PICKUP_OVERLAP,
+    Dispatch,
+    schedule_claim_due,
+    schedule_cursor,
+    schedule_pick_up_changes,
+)
 from scheduler.leases import lease_hold, lease_release
 
 logger = logging.getLogger(__name__)
@@ -40,12 +48,21 @@ LEASE_NAME = "beat"
 class JobScheduler(Scheduler):
     #: Claimed and sent per transaction; a full batch makes the next tick come at once.
     batch_size = 500
+    #: Every tick reads the rows changed after the newest one seen; this often it also looks back
+    #: PICKUP_OVERLAP, for rows committed late (a long sync) or stamped by a slow clock.
+    look_back_every = 15.0
+    #: This often, every row is compared with its state (one query returning only the rows that
+    #: differ): a safety net for rows written behind beat's back with an old date_changed.
+    reconcile_every = 3600.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.is_leader = False
         self._renewed_at = 0.0
-        self._changes_since = None
+        self._looked_back_at = 0.0
+        self._reconciled_at = time.monotonic()
+        self._changes_since: datetime | None = None
+        self._started = False
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -77,9 +94,20 @@ class JobScheduler(Scheduler):
 
     def _dispatch_due(self) -> float:
         now = timezone.now()
-        picked, self._changes_since = schedule_pick_up_changes(since=self._changes_since, now=now)
+        if not self._started:
+            # Resume from the newest change already picked up (by any beat), instead of comparing
+            # every row: start-up then costs the same for a thousand jobs as for fifty thousand.
+            self._changes_since, self._started = schedule_cursor(), True
+        if time.monotonic() - self._reconciled_at >= self.reconcile_every:
+            self._changes_since, self._reconciled_at = None, time.monotonic()
+        look_back = timedelta(0)
+        if time.monotonic() - self._looked_back_at >= self.look_back_every:
+            look_back, self._looked_back_at = PICKUP_OVERLAP, time.monotonic()
+        picked, self._changes_since = schedule_pick_up_changes(since=self._changes_since, now=now, look_back=look_back)
         if picked:
             logger.info("beat picked up %d changed periodic task(s)", picked)
+        if picked >= PICKUP_BATCH:
+            return 0  # more changed rows wait; due times come after they are all known
         claim = schedule_claim_due(
             now=now,
             horizon=now + timedelta(seconds=self.max_interval),

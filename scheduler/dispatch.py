@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.bulksql import update_column
@@ -25,10 +25,12 @@ from scheduler.models import JobRun, ScheduleState
 logger = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "scheduler.run_job"
-# Rows are picked up by date_changed, which writers stamp with their own clock and commit later than
-# they stamp: look back this far behind the newest change seen. Rows already picked up are skipped
-# by comparing date_changed with the state, so the overlap costs an index range, not rework.
+# Rows are picked up by date_changed, which writers stamp with their own clock, and commit later than
+# they stamp (a big sync's transaction takes seconds): now and then, look back this far behind the
+# newest change seen. Rows already picked up are skipped by comparing date_changed with the state.
 PICKUP_OVERLAP = timedelta(seconds=60)
+# Changed rows recomputed per call; a bigger change (a first sync, beat's first start) takes several.
+PICKUP_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,29 @@ class Claim:
     next_due_at: datetime | None  # the earliest due time still ahead, within the horizon
 
 
-def schedule_pick_up_changes(*, since: datetime | None, now: datetime, limit: int = 5000) -> tuple[int, datetime]:
-    """Recompute the due time of periodic tasks changed since ``since`` and not yet picked up.
+def schedule_cursor() -> datetime | None:
+    """The newest change already picked up: where a starting beat resumes following changes."""
+    return ScheduleState.objects.aggregate(newest=Max("task_changed_at"))["newest"]
+
+
+def schedule_pick_up_changes(
+    *, since: datetime | None, now: datetime, look_back: timedelta = PICKUP_OVERLAP, limit: int = PICKUP_BATCH
+) -> tuple[int, datetime | None]:
+    """Recompute the due time of periodic tasks changed since ``since - look_back``, not yet picked up.
 
     ``since=None`` (beat's start) looks at every task. Returns how many were picked up and the cursor
-    for the next call.
+    for the next call; after a full batch (``limit``) the cursor stays put, since rows stamped with
+    the same time as the last one taken may remain.
     """
-    changed = PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar", "schedule_state")
-    changed = changed.exclude(schedule_state__task_changed_at=F("date_changed"))
+    changed = PeriodicTask.objects.exclude(schedule_state__task_changed_at=F("date_changed"))
     if since is not None:
-        changed = changed.filter(date_changed__gt=since - PICKUP_OVERLAP)
-    tasks = list(changed.order_by("date_changed")[:limit])
-    if not tasks:
+        changed = changed.filter(date_changed__gt=since - look_back)
+    # Ids first, with one join: the common answer is "none", and it should cost next to nothing.
+    ids = list(changed.order_by("date_changed").values_list("pk", flat=True)[:limit])
+    if not ids:
         return 0, since or now
+    related = ("crontab", "interval", "clocked", "solar", "schedule_state")
+    tasks = list(PeriodicTask.objects.select_related(*related).filter(pk__in=ids).order_by("date_changed"))
     states = [
         ScheduleState(
             periodic_task_id=task.pk, next_due_at=_due_after_change(task, now), task_changed_at=task.date_changed
@@ -71,6 +83,8 @@ def schedule_pick_up_changes(*, since: datetime | None, now: datetime, limit: in
     ScheduleState.objects.bulk_create(
         states, update_conflicts=True, unique_fields=["periodic_task"], update_fields=["next_due_at", "task_changed_at"]
     )
+    if len(tasks) == limit:
+        return len(tasks), since
     newest = max(task.date_changed for task in tasks)
     return len(tasks), max(newest, since) if since else newest
 
@@ -118,6 +132,15 @@ def schedule_claim_due(*, now: datetime, horizon: datetime, catchup_window: time
     ran is sent once for the latest of them if that is within ``catchup_window``, else recorded as
     skipped.
     """
+    # A look without locks or joins first: most ticks find nothing due and only need the wake-up time.
+    earliest = (
+        ScheduleState.objects.filter(next_due_at__lte=horizon)
+        .order_by("next_due_at")
+        .values_list("next_due_at", flat=True)
+        .first()
+    )
+    if earliest is None or earliest > now:
+        return Claim([], 0, False, earliest)
     with transaction.atomic():
         states = list(
             ScheduleState.objects.select_for_update(skip_locked=True, of=("self",))

@@ -159,7 +159,9 @@ class ScheduleState(models.Model):
         PeriodicTask, on_delete=models.CASCADE, primary_key=True, related_name="schedule_state"
     )
     next_due_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: not scheduled.")
-    task_changed_at = models.DateTimeField(help_text="The PeriodicTask's date_changed this was computed from.")
+    task_changed_at = models.DateTimeField(
+        db_index=True, help_text="The PeriodicTask's date_changed this was computed from."
+    )
 
     def __str__(self) -> str:
         return f"{self.periodic_task_id} due {self.next_due_at}"

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+STEPS = 'examples.echo {"message": "x"}'
 
 
 def pick_up(now=NOW, since=None):
@@ -219,3 +220,31 @@ def test_a_job_deleted_in_the_admin_takes_its_schedule_with_it(make_job, admin_c
     admin_client.post(reverse("admin:scheduler_job_delete", args=[job.pk]), {"post": "yes"})
     assert not PeriodicTask.objects.filter(pk=task_id).exists()
     assert not ScheduleState.objects.filter(pk=task_id).exists()
+
+
+def test_a_change_committed_late_is_caught_by_the_look_back(make_job):
+    job = make_job(cron="0 * * * *")
+    _, cursor = pick_up()
+    # A long transaction stamped this row before the cursor and committed after it.
+    stamped = cursor - timedelta(seconds=30)
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(enabled=False, date_changed=stamped)
+    assert schedule_pick_up_changes(since=cursor, now=NOW, look_back=timedelta(0))[0] == 0
+    assert schedule_pick_up_changes(since=cursor, now=NOW)[0] == 1
+    assert due_of(job) is None
+
+
+def test_a_big_change_is_picked_up_in_batches_without_losing_rows(make_job):
+    jobs_apply_changes(
+        JobChanges(
+            source="alloy",
+            create=[
+                (f"{n:024x}", job_spec_build(name=f"j{n}", cron="0 13 * * *", timezone="UTC", steps=STEPS))
+                for n in range(5)
+            ],
+        )
+    )  # all five stamped with the same time
+    picked, cursor = schedule_pick_up_changes(since=None, now=NOW, limit=2)
+    assert (picked, cursor) == (2, None)
+    while picked:
+        picked, cursor = schedule_pick_up_changes(since=cursor, now=NOW, look_back=timedelta(0), limit=2)
+    assert ScheduleState.objects.filter(next_due_at=datetime(2026, 6, 1, 13, 0, tzinfo=UTC)).count() == 5
