@@ -10,27 +10,33 @@ does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from alloysync.client import AlloyClient, AlloyError, AlloyItem, ItemQuery
 from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
 from alloysync.models import SyncRun
-from scheduler.models import Job
+from scheduler.leases import lease_hold, lease_release
+from scheduler.models import BeatLease, Job
 from scheduler.selectors import JobState, job_states_for_source
 from scheduler.services import JobChanges, jobs_apply_changes
 
 logger = logging.getLogger(__name__)
 
-# A "running" SyncRun older than this was left by a process that died; the next sync takes over.
-# The scheduled task's hard time limit is shorter, so a live sync never looks abandoned.
-SYNC_ABANDONED_AFTER = timedelta(minutes=30)
+# One sync at a time: a lease, renewed while the sync reads, so a sync whose process died (or whose
+# database restarted under it) stops blocking the next one after this long, not forever. Longer than
+# one request can take with its retries (ALLOY_TIMEOUT plus a 120 s retry budget).
+SYNC_LEASE = "alloy-sync"
+SYNC_LEASE_TTL = 300.0
 
 PageCallback = Callable[[int, int], None]
 
@@ -203,21 +209,52 @@ def alloy_sync(
             plan = SyncPlan()
             _read_into(plan, alloy, config, on_page)
             return SyncOutcome(plan=plan, run=None)
-    run = sync_run_start(trigger=trigger)
+    lease = _SyncLease()
+    run = sync_run_start(trigger=trigger, lease=lease)
+    try:
+        return _sync_holding_lease(run, lease, allow_mass_removal, config, client, on_page)
+    finally:
+        try:
+            lease.release()
+        except DatabaseError:
+            logger.warning("sync %s could not release its lease; it lapses in %g s", run.pk, SYNC_LEASE_TTL)
+
+
+def _sync_holding_lease(
+    run: SyncRun,
+    lease: _SyncLease,
+    allow_mass_removal: bool,
+    config: SyncConfig | None,
+    client: AlloyClient | None,
+    on_page: PageCallback | None,
+) -> SyncOutcome:
     plan = SyncPlan()
     try:
         config = config or SyncConfig.from_settings()
     except SyncConfigError as exc:
         return SyncOutcome(plan, _finish(run, plan, 0, SyncRun.Status.FAILED, str(exc)))
+
+    def progress(pages: int, items: int) -> None:
+        lease.keep()
+        if on_page:
+            on_page(pages, items)
+
     with _client_for(config, client) as alloy:
         try:
-            _read_into(plan, alloy, config, on_page)
+            _read_into(plan, alloy, config, progress)
+            lease.keep()
             if plan.removes_too_many(config.max_removal_fraction) and not allow_mass_removal:
                 refusal = _refusal(plan, config)
                 return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.REFUSED, refusal))
             jobs_apply_changes(plan.changes)
         except AlloyError as exc:
             return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, str(exc)))
+        except DatabaseError as exc:
+            # The database went away (a restart, a failover): the transaction rolled back, nothing was
+            # written. Record that on a fresh connection if the database is back.
+            connection.close()
+            _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, f"database error: {type(exc).__name__}")
+            raise
         except BaseException as exc:
             _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
             raise
@@ -246,19 +283,38 @@ def _refusal(plan: SyncPlan, config: SyncConfig) -> str:
     )
 
 
-def sync_run_start(*, trigger: str) -> SyncRun:
-    """Take the sync lock by recording a running SyncRun; raise SyncAlreadyRunning if one exists."""
+class _SyncLease:
+    """The sync's hold on the ``alloy-sync`` lease, renewed as pages arrive."""
+
+    def __init__(self) -> None:
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renewed = 0.0
+
+    def take(self) -> bool:
+        taken = lease_hold(name=SYNC_LEASE, holder=self.holder, ttl=SYNC_LEASE_TTL)
+        self._renewed = time.monotonic()
+        return taken
+
+    def keep(self) -> None:
+        if time.monotonic() - self._renewed > SYNC_LEASE_TTL / 3:
+            self.take()
+
+    def release(self) -> None:
+        lease_release(name=SYNC_LEASE, holder=self.holder)
+
+
+def sync_run_start(*, trigger: str, lease: _SyncLease) -> SyncRun:
+    """Take the sync lease and record a running SyncRun; raise SyncAlreadyRunning if another holds it."""
+    if not lease.take():
+        holder = BeatLease.objects.filter(name=SYNC_LEASE).values_list("holder", "acquired_at").first()
+        since = f" ({holder[0]}, since {holder[1]:%Y-%m-%d %H:%M:%S} UTC)" if holder else ""
+        raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing")
     now = timezone.now()
-    SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - SYNC_ABANDONED_AFTER).update(
+    # Whoever holds the lease is the only sync alive: one still marked running died on the way.
+    SyncRun.objects.filter(status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
     )
-    try:
-        with transaction.atomic():
-            return SyncRun.objects.create(trigger=trigger, started_at=now, status=SyncRun.Status.RUNNING)
-    except IntegrityError:
-        running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).first()
-        since = f" (sync {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S} UTC)" if running else ""
-        raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing") from None
+    return SyncRun.objects.create(trigger=trigger, started_at=now, status=SyncRun.Status.RUNNING)
 
 
 def _finish(run: SyncRun, plan: SyncPlan, requests: int, status: str, message: str) -> SyncRun:

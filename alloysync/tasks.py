@@ -9,7 +9,7 @@ from alloysync.sync import SyncAlreadyRunning, alloy_sync
 
 logger = logging.getLogger(__name__)
 
-# Shorter than SYNC_ABANDONED_AFTER, so the lock of a live sync is never taken for abandoned.
+# A sync renews its lease while it reads; this limit stops one that hangs beyond any reason.
 SYNC_TIME_LIMIT = 25 * 60
 
 

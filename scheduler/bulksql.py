@@ -26,7 +26,11 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
     column_list = ", ".join(quote(column) for column in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+            # The driver's own cursor: translate its errors into Django's, as cursor.execute does.
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             return

@@ -135,9 +135,10 @@ class StepRun(models.Model):
 
 
 class BeatLease(models.Model):
-    """Which beat process may send due jobs. Its holder renews it every tick; a lapsed lease is free.
+    """A lease: one holder at a time, kept by renewing, free once lapsed. ``beat`` says which beat
+    sends due jobs; ``alloy-sync`` which process is syncing. (Named for its first use.)
 
-    Times come from the database's clock, so beats on hosts with skewed clocks agree on expiry.
+    Times come from the database's clock, so processes on hosts with skewed clocks agree on expiry.
     """
 
     name = models.CharField(max_length=64, primary_key=True)

@@ -66,9 +66,10 @@ def test_sync_alloy_exits_1_when_refused_and_applies_with_allow_mass_removal(all
 
 
 def test_sync_alloy_says_so_when_another_sync_runs(alloy):
-    from django.utils import timezone
+    from alloysync.sync import SYNC_LEASE
+    from scheduler.leases import lease_hold
 
-    SyncRun.objects.create(trigger="schedule", status="running", started_at=timezone.now())
+    lease_hold(name=SYNC_LEASE, holder="elsewhere:1:x", ttl=300)
     with pytest.raises(CommandError, match="another sync is running"):
         call_command("sync_alloy")
 

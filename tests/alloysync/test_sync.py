@@ -7,14 +7,16 @@ import threading
 
 import pytest
 from django.db import connection
+from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE, SAMPLE_FLAG_ATTRIBUTE, SAMPLE_STEPS_ATTRIBUTE
 from alloysync.models import SyncRun
-from alloysync.sync import SYNC_ABANDONED_AFTER, SyncAlreadyRunning, alloy_sync
-from scheduler.models import Job, JobRun
+from alloysync.sync import SYNC_LEASE, SyncAlreadyRunning, alloy_sync
+from scheduler.leases import lease_hold
+from scheduler.models import BeatLease, Job, JobRun
 from scheduler.runner import job_run_execute
 from scheduler.services import job_pause
 from tests.alloysync.conftest import API_KEY, job_item, sample_items
@@ -322,20 +324,22 @@ def test_more_than_100_pages_are_read_in_windows(alloy, fast_client):
 
 
 def test_a_sync_started_while_another_runs_exits_at_once(alloy):
-    SyncRun.objects.create(trigger="schedule", status="running", started_at=timezone.now())
-    with pytest.raises(SyncAlreadyRunning, match="another sync is running"):
+    assert lease_hold(name=SYNC_LEASE, holder="worker-2:4242:abcd", ttl=300)  # another sync, alive
+    with pytest.raises(SyncAlreadyRunning, match=r"another sync is running \(worker-2:4242:abcd, since"):
         sync()
     assert alloy.requests == []
+    assert not SyncRun.objects.exists()
 
 
-def test_an_abandoned_lock_is_taken_over(alloy):
+def test_a_sync_whose_process_died_stops_blocking_once_its_lease_lapses(alloy):
     alloy.put_item(job_item(n=1))
-    stale = SyncRun.objects.create(
-        trigger="schedule", status="running", started_at=timezone.now() - SYNC_ABANDONED_AFTER * 2
-    )
+    lease_hold(name=SYNC_LEASE, holder="dead-host:1:dead", ttl=300)
+    stale = SyncRun.objects.create(trigger="schedule", status="running", started_at=timezone.now())
+    BeatLease.objects.filter(name=SYNC_LEASE).update(expires_at=Now())  # as if 300 s had passed
     assert sync().status == "succeeded"
     stale.refresh_from_db()
     assert stale.status == "failed" and stale.message.startswith("abandoned")
+    assert not BeatLease.objects.filter(name=SYNC_LEASE, expires_at__gt=Now()).exists()  # released
 
 
 def test_a_dry_run_shows_the_plan_and_writes_nothing(alloy):

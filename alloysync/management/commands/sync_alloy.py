@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from alloysync.client import AlloyError
 from alloysync.models import SyncRun
@@ -30,6 +31,10 @@ class Command(BaseCommand):
             )
         except (SyncConfigError, SyncAlreadyRunning, AlloyError) as exc:
             raise CommandError(str(exc)) from None
+        except DatabaseError as exc:
+            raise CommandError(
+                f"the database failed during the sync; nothing was changed ({type(exc).__name__})"
+            ) from None
         if dry_run:
             self._show_dry_run(outcome.plan)
             return
