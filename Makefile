@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python bench/runner_overhead.py $(RUNNER_BENCH_ARGS)
 	$(BIN)/python bench/sync_bench.py $(SYNC_BENCH_ARGS)
 	$(BIN)/python bench/beat_bench.py $(BEAT_BENCH_ARGS)
+	$(BIN)/python bench/load_bench.py $(LOAD_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm
