@@ -8,42 +8,16 @@ from django.utils.html import format_html, format_html_join
 
 from alloysync.models import SyncRun
 
+# What a sync did, as counted in SyncRun; shown in the list and on each run's page.
+COUNTS = ["items_read", "created", "updated", "unchanged", "removed", "invalid", "requests"]
+
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "trigger",
-        "status",
-        "started_at",
-        "duration",
-        "items_read",
-        "created",
-        "updated",
-        "unchanged",
-        "removed",
-        "invalid",
-        "requests",
-        "message_short",
-    ]
+    list_display = ["id", "trigger", "status", "started_at", "duration", *COUNTS, "message_short"]
     list_filter = ["status", "trigger"]
     date_hierarchy = "started_at"
-    fields = [
-        "trigger",
-        "status",
-        "started_at",
-        "finished_at",
-        "duration",
-        "items_read",
-        "created",
-        "updated",
-        "unchanged",
-        "removed",
-        "invalid",
-        "requests",
-        "message",
-        "invalid_items",
-    ]
+    fields = ["trigger", "status", "started_at", "finished_at", "duration", *COUNTS, "message", "invalid_items"]
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
