@@ -69,6 +69,20 @@ _ITEM_PATH = re.compile(r"^/api/item/([^/]+)$")
 # --- items --------------------------------------------------------------------------------------
 
 
+def sample_alloy_settings(url: str, api_key: str) -> dict[str, str]:
+    """The ALLOY_* settings that point alloysync at a fake Alloy serving the sample design."""
+    return {
+        "ALLOY_BASE_URL": url,
+        "ALLOY_API_KEY": api_key,
+        "ALLOY_JOB_DESIGN": SAMPLE_DESIGN_CODE,
+        "ALLOY_JOB_FLAG_ATTRIBUTE": SAMPLE_FLAG_ATTRIBUTE,
+        "ALLOY_CRON_ATTRIBUTE": SAMPLE_CRON_ATTRIBUTE,
+        "ALLOY_STEPS_ATTRIBUTE": SAMPLE_STEPS_ATTRIBUTE,
+        "ALLOY_TIMEZONE_ATTRIBUTE": SAMPLE_TIMEZONE_ATTRIBUTE,
+        "ALLOY_TITLE_ATTRIBUTE": TITLE_ATTRIBUTE,
+    }
+
+
 def new_hex_id() -> str:
     """A random 24-hex id, the shape of Alloy's item ids and signatures."""
     return secrets.token_hex(12)

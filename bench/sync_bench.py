@@ -107,13 +107,8 @@ def start_fake_alloy(items: list[dict], folder: Path) -> tuple[subprocess.Popen,
 
 
 def configure(url: str) -> None:
-    settings.ALLOY_BASE_URL = url
-    settings.ALLOY_API_KEY = API_KEY
-    settings.ALLOY_JOB_DESIGN = fake_alloy.SAMPLE_DESIGN_CODE
-    settings.ALLOY_JOB_FLAG_ATTRIBUTE = fake_alloy.SAMPLE_FLAG_ATTRIBUTE
-    settings.ALLOY_CRON_ATTRIBUTE = fake_alloy.SAMPLE_CRON_ATTRIBUTE
-    settings.ALLOY_STEPS_ATTRIBUTE = fake_alloy.SAMPLE_STEPS_ATTRIBUTE
-    settings.ALLOY_TIMEZONE_ATTRIBUTE = fake_alloy.SAMPLE_TIMEZONE_ATTRIBUTE
+    for name, value in fake_alloy.sample_alloy_settings(url, API_KEY).items():
+        setattr(settings, name, value)
     settings.ALLOY_MAX_REMOVAL_FRACTION = 1
 
 

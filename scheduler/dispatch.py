@@ -19,7 +19,7 @@ from django.db.models import F, Max
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.bulksql import update_column
-from scheduler.due import crontab_latest, crontab_next, interval_length
+from scheduler.due import crontab_expression, crontab_latest, crontab_next, interval_length
 from scheduler.models import JobRun, ScheduleState
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def next_due(task: PeriodicTask, *, after: datetime) -> datetime | None:
         return None
     start = max(after, task.start_time) if task.start_time else after
     if task.crontab_id:
-        due = crontab_next(_expression(task), str(task.crontab.timezone), start)
+        due = crontab_next(crontab_expression(task.crontab), str(task.crontab.timezone), start)
     elif task.interval_id:
         every = interval_length(task.interval.every, task.interval.period)
         due = max(task.last_run_at + every, start) if task.last_run_at else start + every
@@ -116,11 +116,6 @@ def next_due(task: PeriodicTask, *, after: datetime) -> datetime | None:
     if due is not None and task.expires and due > task.expires:
         return None
     return due
-
-
-def _expression(task: PeriodicTask) -> str:
-    crontab = task.crontab
-    return f"{crontab.minute} {crontab.hour} {crontab.day_of_month} {crontab.month_of_year} {crontab.day_of_week}"
 
 
 def schedule_claim_due(*, now: datetime, horizon: datetime, catchup_window: timedelta, limit: int = 500) -> Claim:
@@ -203,10 +198,10 @@ class _ClaimPlan:
         """``due_at``, or the latest due time since it if beat missed several (it was down)."""
         if not task.crontab_id:
             return due_at
-        following = crontab_next(_expression(task), str(task.crontab.timezone), due_at)
+        following = crontab_next(crontab_expression(task.crontab), str(task.crontab.timezone), due_at)
         if following is None or following > self.now:
             return due_at
-        return crontab_latest(_expression(task), str(task.crontab.timezone), self.now) or due_at
+        return crontab_latest(crontab_expression(task.crontab), str(task.crontab.timezone), self.now) or due_at
 
     def _next_interval(self, task: PeriodicTask, run_for: datetime) -> datetime:
         every = interval_length(task.interval.every, task.interval.period)

@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
+from django_celery_beat.models import CrontabSchedule
 
 from scheduler.cron import CrontabFields
 
 _INTERVAL_PERIODS = {"days", "hours", "minutes", "seconds", "microseconds"}
 
 
-def crontab_expression(fields: CrontabFields) -> str:
+def crontab_expression(fields: CrontabFields | CrontabSchedule) -> str:
     return f"{fields.minute} {fields.hour} {fields.day_of_month} {fields.month_of_year} {fields.day_of_week}"
 
 

@@ -18,15 +18,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from alloysync.fake_alloy import (
-    SAMPLE_CRON_ATTRIBUTE,
-    SAMPLE_DESIGN_CODE,
-    SAMPLE_FLAG_ATTRIBUTE,
-    SAMPLE_STEPS_ATTRIBUTE,
-    SAMPLE_TIMEZONE_ATTRIBUTE,
-    TITLE_ATTRIBUTE,
-    FakeAlloyServer,
-)
+from alloysync.fake_alloy import FakeAlloyServer, sample_alloy_settings
 from scheduler import celery_app
 from scheduler.jobspec import job_spec_build
 from scheduler.models import Job
@@ -158,20 +150,7 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 
 def alloy_env() -> Iterator[tuple[FakeAlloyServer, dict[str, str]]]:
     """A fake Alloy in this process, and the ALLOY_* environment for child processes to use it."""
     with FakeAlloyServer(api_key=ALLOY_TEST_KEY) as server:
-        yield (
-            server,
-            {
-                "ALLOY_BASE_URL": server.url,
-                "ALLOY_API_KEY": ALLOY_TEST_KEY,
-                "ALLOY_JOB_DESIGN": SAMPLE_DESIGN_CODE,
-                "ALLOY_JOB_FLAG_ATTRIBUTE": SAMPLE_FLAG_ATTRIBUTE,
-                "ALLOY_CRON_ATTRIBUTE": SAMPLE_CRON_ATTRIBUTE,
-                "ALLOY_STEPS_ATTRIBUTE": SAMPLE_STEPS_ATTRIBUTE,
-                "ALLOY_TIMEZONE_ATTRIBUTE": SAMPLE_TIMEZONE_ATTRIBUTE,
-                "ALLOY_TITLE_ATTRIBUTE": TITLE_ATTRIBUTE,
-                "ALLOY_SYNC_INTERVAL": "5",
-            },
-        )
+        yield server, {**sample_alloy_settings(server.url, ALLOY_TEST_KEY), "ALLOY_SYNC_INTERVAL": "5"}
 
 
 def sleep_until(moment: datetime) -> None:

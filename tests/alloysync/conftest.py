@@ -11,13 +11,13 @@ from alloysync import fake_alloy
 from alloysync.client import AlloyClient
 from alloysync.fake_alloy import (
     SAMPLE_CRON_ATTRIBUTE,
-    SAMPLE_DESIGN_CODE,
     SAMPLE_FLAG_ATTRIBUTE,
     SAMPLE_STEPS_ATTRIBUTE,
     SAMPLE_TIMEZONE_ATTRIBUTE,
     TITLE_ATTRIBUTE,
     FakeAlloyServer,
     make_item,
+    sample_alloy_settings,
 )
 
 API_KEY = "3f6a1c2e-8b4d-4e7f-9a0b-1c2d3e4f5a6b"
@@ -49,14 +49,8 @@ def job_item(
 def alloy(settings) -> Iterator[FakeAlloyServer]:
     """A running fake Alloy, with Django's ALLOY_* settings pointing at it."""
     with FakeAlloyServer(api_key=API_KEY) as server:
-        settings.ALLOY_BASE_URL = server.url
-        settings.ALLOY_API_KEY = API_KEY
-        settings.ALLOY_JOB_DESIGN = SAMPLE_DESIGN_CODE
-        settings.ALLOY_JOB_FLAG_ATTRIBUTE = SAMPLE_FLAG_ATTRIBUTE
-        settings.ALLOY_CRON_ATTRIBUTE = SAMPLE_CRON_ATTRIBUTE
-        settings.ALLOY_STEPS_ATTRIBUTE = SAMPLE_STEPS_ATTRIBUTE
-        settings.ALLOY_TIMEZONE_ATTRIBUTE = SAMPLE_TIMEZONE_ATTRIBUTE
-        settings.ALLOY_TITLE_ATTRIBUTE = TITLE_ATTRIBUTE
+        for name, value in sample_alloy_settings(server.url, API_KEY).items():
+            setattr(settings, name, value)
         settings.ALLOY_PAGE_SIZE = 100
         settings.ALLOY_TIMEOUT = 2
         yield server

@@ -39,21 +39,6 @@ from scheduler.models import Job, JobRun
 EVERY_MINUTE_ITEM = "65f0c1a0e4d0a1b2c3d4e505"
 
 
-def demo_alloy_environment(url: str) -> dict[str, str]:
-    """The ALLOY_* settings that point alloysync at the fake Alloy and its sample design."""
-    return {
-        "ALLOY_BASE_URL": url,
-        "ALLOY_API_KEY": fake_alloy.DEMO_API_KEY,
-        "ALLOY_JOB_DESIGN": fake_alloy.SAMPLE_DESIGN_CODE,
-        "ALLOY_JOB_FLAG_ATTRIBUTE": fake_alloy.SAMPLE_FLAG_ATTRIBUTE,
-        "ALLOY_CRON_ATTRIBUTE": fake_alloy.SAMPLE_CRON_ATTRIBUTE,
-        "ALLOY_STEPS_ATTRIBUTE": fake_alloy.SAMPLE_STEPS_ATTRIBUTE,
-        "ALLOY_TIMEZONE_ATTRIBUTE": fake_alloy.SAMPLE_TIMEZONE_ATTRIBUTE,
-        "ALLOY_TITLE_ATTRIBUTE": fake_alloy.TITLE_ATTRIBUTE,
-        "ALLOY_SYNC_INTERVAL": "60",
-    }
-
-
 class Command(BaseCommand):
     help = "Run fake Alloy, worker, beat and admin on the embedded defaults; show a sync and a scheduled run."
 
@@ -72,7 +57,8 @@ class Command(BaseCommand):
         with _children() as processes:
             try:
                 url = self._start_fake_alloy(processes, logs)
-                environment = {**os.environ, **demo_alloy_environment(url)}
+                environment = {**os.environ, **fake_alloy.sample_alloy_settings(url, fake_alloy.DEMO_API_KEY)}
+                environment["ALLOY_SYNC_INTERVAL"] = "60"
                 self._show_sync(alloy_sync(trigger=SyncRun.Trigger.COMMAND, config=_config(url)))
                 self._start_services(processes, logs, environment, port)
                 self.stdout.write(f"Admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
