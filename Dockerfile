@@ -19,4 +19,4 @@ RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_DEBUG=false python manage.py col
 
 USER alloysync
 EXPOSE 8000
-CMD ["gunicorn", "scheduler.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

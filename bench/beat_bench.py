@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django
 
@@ -42,7 +42,7 @@ from django.utils import timezone  # noqa: E402
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks  # noqa: E402
 from django_celery_beat.schedulers import DatabaseScheduler  # noqa: E402
 
-from scheduler import celery_app  # noqa: E402
+from config import celery_app  # noqa: E402
 from scheduler.beat import JobScheduler  # noqa: E402
 from scheduler.jobspec import job_spec_build  # noqa: E402
 from scheduler.models import BeatLease, Job, JobRun, ScheduleState  # noqa: E402

@@ -26,7 +26,7 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
@@ -72,7 +72,7 @@ def main() -> None:
             name="load", cron=f"{due.minute} {due.hour} * * *", timezone="UTC", steps='examples.echo {"message": "x"}'
         )
         jobs_apply_changes(JobChanges(source="alloy", create=[(f"{n:024x}", spec) for n in range(args.jobs)]))
-        celery = [sys.executable, "-m", "celery", "-A", "scheduler"]
+        celery = [sys.executable, "-m", "celery", "-A", "config"]
         commands = [
             [*celery, "worker", "--concurrency=1", "-Q", queue, "-n", f"load{n}@%h"] for n in range(args.workers)
         ]

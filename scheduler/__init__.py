@@ -1,6 +1,1 @@
-"""The job engine and the Django project that hosts it."""
-
-# Importing the Celery app here makes `shared_task` bind to it whenever Django starts.
-from scheduler.celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""The job engine: jobs, their runs, cron maths, beat's scheduler. It knows nothing of Alloy."""

@@ -7,7 +7,10 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduled jobs"
 
     def ready(self) -> None:
-        from scheduler import registry, signals
+        from scheduler import health, registry, signals
 
         registry.load_job_modules(settings.JOB_MODULES)
         signals.connect()
+        health.register_health_check("database", health.database_check)
+        health.register_health_check("broker", health.broker_check)
+        health.register_health_check("beat", health.beat_check)

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alloysync.fake_alloy import FakeAlloyServer, sample_alloy_settings
-from scheduler import celery_app
+from config import celery_app
 from scheduler.jobspec import job_spec_build
 from scheduler.models import Job
 
@@ -88,7 +88,7 @@ class CeleryProcesses:
 
     def start(self, kind: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log_path = self.tmp_path / f"{kind}-{len(self.processes)}.log"
-        command = [sys.executable, "-m", "celery", "-A", "scheduler", kind, "--loglevel=INFO", *extra]
+        command = [sys.executable, "-m", "celery", "-A", "config", kind, "--loglevel=INFO", *extra]
         if kind == "worker":
             command += ["-Q", self.queue, "-n", f"{self.queue}-{len(self.processes)}@%h", "--without-mingle"]
         if kind == "beat":

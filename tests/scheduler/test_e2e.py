@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
-from scheduler import celery_app
+from config import celery_app
 from scheduler.models import JobRun, StepRun
 from scheduler.services import job_run_now
 from tests.conftest import requires_services, wait_for

@@ -7,7 +7,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from alloysync.models import SyncRun
-from scheduler import celery_app
+from config import celery_app
 from scheduler.leases import lease_hold
 from scheduler.models import BeatLease
 

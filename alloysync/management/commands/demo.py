@@ -94,7 +94,7 @@ class Command(BaseCommand):
     def _start_services(
         self, processes: list[subprocess.Popen[bytes]], logs: Path, environment: dict[str, str], port: int
     ) -> None:
-        celery = [sys.executable, "-m", "celery", "-A", "scheduler"]
+        celery = [sys.executable, "-m", "celery", "-A", "config"]
         commands = {
             "worker": [*celery, "worker", "--loglevel=INFO", "--concurrency=2"],
             "beat": [*celery, "beat", "--loglevel=INFO", "--pidfile=", "-s", str(settings.VAR_DIR / "beat-schedule")],

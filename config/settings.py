@@ -1,4 +1,4 @@
-"""Django settings for alloysync.
+"""Django settings for the alloysync project: the one place that wires the apps together.
 
 Every setting an operator may change comes from the environment (see the README's configuration
 table, and DESIGN.md for the contract). The defaults serve a new user with no servers at all:
@@ -8,42 +8,17 @@ SQLite and kombu's filesystem broker under ``var/``.
 from pathlib import Path
 from typing import Any
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import env, positive_number, read_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-env = environ.Env()
 
 # Runtime files of the embedded setup (the filesystem broker's folders, the demo's logs).
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 # A key that is fine on a laptop and refused anywhere DEBUG is off.
 _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 - refused when DEBUG is off
-
-
-def read_secret(name: str) -> str | None:
-    """The value of ``name``, or the stripped contents of the file named by ``name_FILE``.
-
-    Docker and Kubernetes secrets arrive as files; reading them here keeps keys out of the process
-    environment that ``ps e`` and crash reporters can see.
-    """
-    value = env.str(name, default="")
-    if value:
-        return value
-    path = env.str(f"{name}_FILE", default="")
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
-        raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which cannot be read: {exc.strerror}") from exc
-
-
-def positive_number(name: str, default: float) -> float:
-    value = env.float(name, default=default)
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be a positive number, got {value}")
-    return value
 
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
@@ -88,8 +63,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "scheduler.urls"
-WSGI_APPLICATION = "scheduler.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {

@@ -1,3 +1,5 @@
+"""The project's URLs: health for load balancers, the admin for operators."""
+
 from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
