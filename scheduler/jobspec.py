@@ -30,6 +30,19 @@ class JobSpecError(ValueError):
 
 
 @dataclass(frozen=True)
+class StepError:
+    """What is wrong with one step: its 1-based number, the function if one was named, the problem."""
+
+    number: int
+    message: str
+    function: str | None = None
+
+    def __str__(self) -> str:
+        where = f"step {self.number} ({self.function})" if self.function else f"step {self.number}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
 class Step:
     function: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -120,51 +133,46 @@ def parse_steps(value: str | list[Any]) -> list[Step]:
         raise JobSpecError([f"steps must be text or a JSON list, got {type(value).__name__}"])
     if not raw_steps:
         raise JobSpecError(["steps are empty: at least one function is required"])
-    errors = [message for message in raw_steps if isinstance(message, str)]
+    errors = [problem for problem in raw_steps if isinstance(problem, StepError)]
     steps = [step for step in raw_steps if isinstance(step, Step)]
     for number, step in enumerate(raw_steps, start=1):
         if isinstance(step, Step):
             error = _registry_error(step)
             if error:
-                errors.append(f"step {number}: {error}")
+                errors.append(StepError(number, error))
     if errors:
-        raise JobSpecError(sorted(errors, key=_step_number))
+        raise JobSpecError([str(error) for error in sorted(errors, key=lambda error: error.number)])
     return steps
 
 
-def _step_number(message: str) -> int:
-    match = re.match(r"step (\d+)", message)
-    return int(match.group(1)) if match else 0
-
-
-def _step_from_line(number: int, line: str) -> Step | str:
+def _step_from_line(number: int, line: str) -> Step | StepError:
     function, _, kwargs_text = line.partition(" ")
     if not _FUNCTION_NAME.match(function):
-        return f"step {number}: {function!r} is not a function name"
+        return StepError(number, f"{function!r} is not a function name")
     kwargs_text = kwargs_text.strip()
     kwargs: Any = {}
     if kwargs_text:
         try:
             kwargs = json.loads(kwargs_text)
         except json.JSONDecodeError as exc:
-            return f"step {number} ({function}): arguments are not valid JSON: {exc.msg} (column {exc.colno})"
+            return StepError(number, f"arguments are not valid JSON: {exc.msg} (column {exc.colno})", function)
     return _make_step(number, function, kwargs)
 
 
-def _step_from_object(number: int, entry: Any) -> Step | str:
+def _step_from_object(number: int, entry: Any) -> Step | StepError:
     if not isinstance(entry, dict) or "function" not in entry:
-        return f'step {number}: expected an object like {{"function": "...", "kwargs": {{...}}}}'
+        return StepError(number, 'expected an object like {"function": "...", "kwargs": {...}}')
     unknown_keys = set(entry) - {"function", "kwargs"}
     if unknown_keys:
-        return f"step {number}: unknown keys {', '.join(sorted(unknown_keys))}"
+        return StepError(number, f"unknown keys {', '.join(sorted(unknown_keys))}")
     return _make_step(number, entry["function"], entry.get("kwargs", {}))
 
 
-def _make_step(number: int, function: Any, kwargs: Any) -> Step | str:
+def _make_step(number: int, function: Any, kwargs: Any) -> Step | StepError:
     if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
-        return f"step {number}: {function!r} is not a function name"
+        return StepError(number, f"{function!r} is not a function name")
     if not isinstance(kwargs, dict):
-        return f"step {number} ({function}): arguments must be a JSON object, got {type(kwargs).__name__}"
+        return StepError(number, f"arguments must be a JSON object, got {type(kwargs).__name__}", function)
     return Step(function=function, kwargs=kwargs)
 
 

@@ -18,7 +18,9 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from types import FrameType
 from typing import Any
 
@@ -40,6 +42,26 @@ class JobTimeLimitExceeded(BaseException):
 
     A BaseException, so that a step's own ``except Exception`` cannot swallow it.
     """
+
+
+class RunClaim(Enum):
+    """The outcome of trying to take a queued run for this process."""
+
+    CLAIMED = "claimed"  # this process owns the run now
+    TAKEN = "taken"  # another delivery of the same message claimed it first
+    JOB_BUSY = "job busy"  # another run of the same job is running
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """The step that stopped a run: its position, function and a one-line account of why."""
+
+    position: int
+    function: str
+    summary: str
+
+    def __str__(self) -> str:
+        return f"step {self.position} ({self.function}) failed: {self.summary}"
 
 
 def default_worker_name() -> str:
@@ -72,10 +94,10 @@ def job_run_execute(
     skip_reason = _reason_not_to_run(job, run)
     if skip_reason:
         return _finish_skipped(run, skip_reason)
-    claimed = _claim(run, worker or default_worker_name())
-    if claimed is None:
+    claim = _claim(run, worker or default_worker_name())
+    if claim is RunClaim.JOB_BUSY:
         return _finish_skipped(run, "previous run still running")
-    if not claimed:
+    if claim is RunClaim.TAKEN:
         # Another delivery of the same message claimed this run first; it is theirs to finish.
         logger.warning("run %s of job %s was already claimed; not running it twice", run.pk, job.pk)
         run.refresh_from_db()
@@ -97,8 +119,8 @@ def _reason_not_to_run(job: Job, run: JobRun) -> str:
     return ""
 
 
-def _claim(run: JobRun, worker: str) -> bool | None:
-    """True if this process now owns the run, False if another did, None if the job is busy."""
+def _claim(run: JobRun, worker: str) -> RunClaim:
+    """Take the queued run for ``worker`` with a compare-and-set on its status."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -107,10 +129,11 @@ def _claim(run: JobRun, worker: str) -> bool | None:
             )
     except IntegrityError:
         # jobrun_one_running_per_job: another run of this job is running.
-        return None
-    if updated:
-        run.status, run.started_at, run.heartbeat_at, run.worker = JobRun.Status.RUNNING, now, now, worker
-    return bool(updated)
+        return RunClaim.JOB_BUSY
+    if not updated:
+        return RunClaim.TAKEN
+    run.status, run.started_at, run.heartbeat_at, run.worker = JobRun.Status.RUNNING, now, now, worker
+    return RunClaim.CLAIMED
 
 
 def _create_step_runs(run: JobRun, steps: list[dict[str, Any]]) -> list[StepRun]:
@@ -123,35 +146,40 @@ def _create_step_runs(run: JobRun, steps: list[dict[str, Any]]) -> list[StepRun]
 
 def _run_steps(
     step_runs: list[StepRun], *, deadline: float, limit: float, on_step: StepCallback | None
-) -> StepRun | None:
-    """Run steps in order; return the step that failed, or None."""
+) -> StepFailure | None:
+    """Run steps in order; return what stopped the run, or None if every step succeeded."""
     for index, step_run in enumerate(step_runs):
-        _run_step(step_run, deadline=deadline, limit=limit)
+        summary = _run_step(step_run, deadline=deadline, limit=limit)
         if on_step:
             on_step(step_run)
-        if step_run.status == StepRun.Status.FAILED:
+        if summary is not None:
             _skip_steps(step_runs[index + 1 :], on_step)
-            return step_run
+            return StepFailure(step_run.position, step_run.function, summary)
     return None
 
 
-def _run_step(step_run: StepRun, *, deadline: float, limit: float) -> None:
+def _run_step(step_run: StepRun, *, deadline: float, limit: float) -> str | None:
+    """Run one step and record it; return a one-line reason if it failed (the record keeps the traceback)."""
     step_run.status, step_run.started_at = StepRun.Status.RUNNING, timezone.now()
     step_run.save(update_fields=["status", "started_at"])
+    summary = None
     try:
         function = registry.get_job_function(step_run.function)
         with _time_limit(deadline - time.monotonic(), limit):
             value = function.func(**step_run.kwargs)
     except JobTimeLimitExceeded:
-        step_run.status, step_run.error = StepRun.Status.FAILED, f"time limit of {limit:g} s exceeded"
+        summary = step_run.error = f"time limit of {limit:g} s exceeded"
     except registry.UnknownJobFunction as exc:
-        step_run.status, step_run.error = StepRun.Status.FAILED, str(exc)
-    except Exception:  # noqa: BLE001 - any error in job code fails the step, with its traceback kept
-        step_run.status, step_run.error = StepRun.Status.FAILED, traceback.format_exc()
+        summary = step_run.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any error in job code fails the step, with its traceback kept
+        step_run.error = traceback.format_exc()
+        summary = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
     else:
-        step_run.status, step_run.result = StepRun.Status.SUCCEEDED, json_safe_result(value)
+        step_run.result = json_safe_result(value)
+    step_run.status = StepRun.Status.FAILED if summary is not None else StepRun.Status.SUCCEEDED
     step_run.finished_at = timezone.now()
     step_run.save(update_fields=["status", "finished_at", "result", "error"])
+    return summary
 
 
 def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
@@ -164,12 +192,9 @@ def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
             on_step(step_run)
 
 
-def _finish(run: JobRun, failure: StepRun | None) -> JobRun:
+def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
     status = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
-    error = ""
-    if failure:
-        last_line = failure.error.strip().splitlines()[-1] if failure.error.strip() else "failed"
-        error = f"step {failure.position} ({failure.function}) failed: {last_line}"
+    error = str(failure) if failure else ""
     now = timezone.now()
     # Compare-and-set: if the reaper already declared this run lost, its verdict stands.
     updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
