@@ -1,4 +1,4 @@
-"""Sync history. Field names are public (DESIGN.md): operators query them."""
+"""Sync history. Field names are public (the README's "Syncing from Alloy"): operators query them."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ class SyncRun(models.Model):
 
     class Meta:
         constraints = [
-            # The sync lock: a second sync's "running" row fails on this index and it exits at once.
+            # At most one record says "running". The lock itself is the ``alloy-sync`` lease; this
+            # index is a backstop should two syncs ever both believe they hold it.
             models.UniqueConstraint(fields=["status"], condition=Q(status="running"), name="syncrun_one_running")
         ]
         indexes = [models.Index(fields=["-started_at"]), models.Index(fields=["status", "-finished_at"])]

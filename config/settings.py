@@ -1,7 +1,7 @@
 """Django settings for the alloysync project: the one place that wires the apps together.
 
 Every setting an operator may change comes from the environment (see the README's configuration
-table, and DESIGN.md for the contract). The defaults serve a new user with no servers at all:
+table: those names are public). The defaults serve a new user with no servers at all:
 SQLite and kombu's filesystem broker under ``var/``.
 """
 
@@ -174,11 +174,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Runs and steps are recorded in our own tables; Celery's result store would be a second copy.
 # One queue for this service's tasks, named so that several deployments (or a test run) can share
 # a broker without taking each other's messages.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="alloysync")
+# Runs and steps are recorded in our own tables; Celery's result store would be a second copy.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-ignore-result
 CELERY_TASK_IGNORE_RESULT = True
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-serializer

@@ -1,4 +1,4 @@
-"""Jobs and their run history. Field names are public (DESIGN.md): operators query them."""
+"""Jobs and their run history. Field names are public (the README lists them): operators query them."""
 
 from __future__ import annotations
 
