@@ -13,12 +13,12 @@ COUNTS = ["items_read", "created", "updated", "unchanged", "removed", "invalid",
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
     list_display = ["id", "trigger", "status", "started_at", "duration", *COUNTS, "message_short"]
     list_filter = ["status", "trigger"]
     date_hierarchy = "started_at"
     fields = ["trigger", "status", "started_at", "finished_at", "duration", *COUNTS, "message", "invalid_items"]
-    readonly_fields = fields
+    readonly_fields = tuple(fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

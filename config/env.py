@@ -20,7 +20,7 @@ def read_secret(name: str) -> str | None:
     Docker and Kubernetes secrets arrive as files; reading them here keeps keys out of the process
     environment that ``ps e`` and crash reporters can see.
     """
-    value = env.str(name, default="")
+    value: str = env.str(name, default="")
     if value:
         return value
     path = env.str(f"{name}_FILE", default="")
@@ -34,7 +34,7 @@ def read_secret(name: str) -> str | None:
 
 def positive_number(name: str, default: float) -> float:
     """``name`` as a number above zero (seconds, bytes, counts), or ``default`` when unset."""
-    value = env.float(name, default=default)
+    value: float = env.float(name, default=default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive number, got {value}")
     return value

@@ -8,9 +8,13 @@ SQLite and kombu's filesystem broker under ``var/``.
 from pathlib import Path
 from typing import Any
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, positive_number, read_secret
+
+# Lets Django's generic classes be subscripted at run time (ModelAdmin[Job]), as mypy wants them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,7 +87,7 @@ TEMPLATES = [
 
 
 def _database_from_env() -> dict[str, Any]:
-    database = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    database: dict[str, Any] = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # The web server, a worker and beat share one SQLite file in the embedded setup: WAL lets
         # readers run beside a writer, IMMEDIATE transactions avoid lock-upgrade deadlocks, and the

@@ -46,7 +46,10 @@ def update_column(model: type[Model], column: str, pairs: Sequence[tuple[Any, An
     columns are both named column1, column2. Values must not be None (their type cannot be inferred).
     """
     quote = connection.ops.quote_name
-    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    pk_column = model._meta.pk.column
+    if pk_column is None:  # only a non-concrete field has no column
+        raise TypeError(f"{model.__name__} has no primary key column")
+    table, pk = quote(model._meta.db_table), quote(pk_column)
     target = next(f for f in model._meta.concrete_fields if f.column == column)
     with connection.cursor() as cursor:
         for start in range(0, len(pairs), batch):

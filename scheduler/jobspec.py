@@ -11,11 +11,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scheduler import registry
 from scheduler.cron import CronError, CrontabFields, parse_cron
+from scheduler.types import JSONObject, JSONValue
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 NAME_MAX_LENGTH = 200
@@ -45,9 +45,9 @@ class StepError:
 @dataclass(frozen=True)
 class Step:
     function: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, JSONValue] = field(default_factory=dict)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {"function": self.function, "kwargs": dict(self.kwargs)}
 
 
@@ -59,20 +59,20 @@ class JobSpec:
     steps: tuple[Step, ...]
     crontab: CrontabFields
 
-    def steps_json(self) -> list[dict[str, Any]]:
+    def steps_json(self) -> list[JSONValue]:
         return [step.as_json() for step in self.steps]
 
     def digest(self) -> bytes:
         return definition_digest(self.name, self.cron, self.timezone, self.steps_json())
 
 
-def definition_digest(name: str, cron: str, timezone: str, steps: list[dict[str, Any]]) -> bytes:
+def definition_digest(name: str, cron: str, timezone: str, steps: list[JSONValue]) -> bytes:
     """A fingerprint of what a job does and when, to compare definitions without keeping them."""
     canonical = json.dumps([name, cron, timezone, steps], sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
 
 
-def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[Any]) -> JobSpec:
+def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSONValue]) -> JobSpec:
     """Validate every part and return the spec, or raise JobSpecError listing every problem."""
     errors: list[str] = []
     name = (name or "").strip()
@@ -112,7 +112,7 @@ def _timezone_error(timezone: str) -> str | None:
     return None
 
 
-def parse_steps(value: str | list[Any]) -> list[Step]:
+def parse_steps(value: str | list[JSONValue]) -> list[Step]:
     """Steps from text (one ``function {json kwargs}`` a line) or a JSON list of objects.
 
     Every function must be registered and its kwargs must bind to its signature. Raises
@@ -150,7 +150,7 @@ def _step_from_line(number: int, line: str) -> Step | StepError:
     if not _FUNCTION_NAME.match(function):
         return StepError(number, f"{function!r} is not a function name")
     kwargs_text = kwargs_text.strip()
-    kwargs: Any = {}
+    kwargs: JSONValue = {}
     if kwargs_text:
         try:
             kwargs = json.loads(kwargs_text)
@@ -159,7 +159,7 @@ def _step_from_line(number: int, line: str) -> Step | StepError:
     return _make_step(number, function, kwargs)
 
 
-def _step_from_object(number: int, entry: Any) -> Step | StepError:
+def _step_from_object(number: int, entry: JSONValue) -> Step | StepError:
     if not isinstance(entry, dict) or "function" not in entry:
         return StepError(number, 'expected an object like {"function": "...", "kwargs": {...}}')
     unknown_keys = set(entry) - {"function", "kwargs"}
@@ -168,7 +168,7 @@ def _step_from_object(number: int, entry: Any) -> Step | StepError:
     return _make_step(number, entry["function"], entry.get("kwargs", {}))
 
 
-def _make_step(number: int, function: Any, kwargs: Any) -> Step | StepError:
+def _make_step(number: int, function: JSONValue, kwargs: JSONValue) -> Step | StepError:
     if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
         return StepError(number, f"{function!r} is not a function name")
     if not isinstance(kwargs, dict):
@@ -184,7 +184,7 @@ def _registry_error(step: Step) -> str | None:
     return None
 
 
-def steps_as_text(steps: list[dict[str, Any]]) -> str:
+def steps_as_text(steps: list[JSONObject]) -> str:
     """The one-step-a-line form of stored steps, as operators type them in the admin."""
     lines = []
     for step in steps:

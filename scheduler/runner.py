@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from types import FrameType
-from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -31,6 +30,7 @@ from django.utils import timezone
 
 from scheduler import registry
 from scheduler.models import Job, JobRun, StepRun
+from scheduler.types import JSONObject, JSONValue
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _claim(run: JobRun, worker: str) -> RunClaim:
     return RunClaim.CLAIMED
 
 
-def _create_step_runs(run: JobRun, steps: list[dict[str, Any]]) -> list[StepRun]:
+def _create_step_runs(run: JobRun, steps: list[JSONObject]) -> list[StepRun]:
     # The job's steps are copied into the run, so history shows what actually ran even after edits.
     return StepRun.objects.bulk_create(
         StepRun(run=run, position=position, function=step["function"], kwargs=step.get("kwargs") or {})
@@ -210,7 +210,7 @@ def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
 
 
 def _log_run(run: JobRun) -> None:
-    seconds = (run.finished_at - run.started_at).total_seconds() if run.started_at else 0.0
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.started_at and run.finished_at else 0.0
     log = logger.info if run.status != JobRun.Status.FAILED else logger.warning
     log(
         "run %s of job %s %s (%s) in %.2f s%s",
@@ -238,7 +238,7 @@ def _finish_skipped(run: JobRun, reason: str) -> JobRun:
     return run
 
 
-def json_safe_result(value: Any) -> Any:
+def json_safe_result(value: object) -> JSONValue:
     """The value as JSON-safe data, or its repr; truncated past JOB_RESULT_MAX_BYTES."""
     try:
         text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
