@@ -10,10 +10,7 @@ does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -25,8 +22,8 @@ from django.utils import timezone
 from alloysync.client import AlloyClient, AlloyError, AlloyItem, ItemQuery
 from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
 from alloysync.models import SyncRun
-from scheduler.leases import lease_hold, lease_release
-from scheduler.models import BeatLease, Job
+from scheduler.leases import lease_hold, lease_holder, lease_release
+from scheduler.models import Job, Lease
 from scheduler.selectors import JobState, job_states_for_source
 from scheduler.services import JobChanges, jobs_apply_changes
 
@@ -287,7 +284,7 @@ class _SyncLease:
     """The sync's hold on the ``alloy-sync`` lease, renewed as pages arrive."""
 
     def __init__(self) -> None:
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = lease_holder()
         self._renewed = 0.0
 
     def take(self) -> bool:
@@ -306,7 +303,7 @@ class _SyncLease:
 def sync_run_start(*, trigger: str, lease: _SyncLease) -> SyncRun:
     """Take the sync lease and record a running SyncRun; raise SyncAlreadyRunning if another holds it."""
     if not lease.take():
-        holder = BeatLease.objects.filter(name=SYNC_LEASE).values_list("holder", "acquired_at").first()
+        holder = Lease.objects.filter(name=SYNC_LEASE).values_list("holder", "acquired_at").first()
         since = f" ({holder[0]}, since {holder[1]:%Y-%m-%d %H:%M:%S} UTC)" if holder else ""
         raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing")
     now = timezone.now()

@@ -45,7 +45,7 @@ from django_celery_beat.schedulers import DatabaseScheduler  # noqa: E402
 from config import celery_app  # noqa: E402
 from scheduler.beat import JobScheduler  # noqa: E402
 from scheduler.jobspec import job_spec_build  # noqa: E402
-from scheduler.models import BeatLease, Job, JobRun, ScheduleState  # noqa: E402
+from scheduler.models import Job, JobRun, Lease, ScheduleState  # noqa: E402
 from scheduler.services import JobChanges, jobs_apply_changes  # noqa: E402
 
 QUEUE = "alloysync-beat-bench"
@@ -93,7 +93,7 @@ def clear_jobs() -> None:
     Job.objects.all().delete()  # deletes their periodic tasks too
     PeriodicTask.objects.all().delete()
     CrontabSchedule.objects.all().delete()
-    BeatLease.objects.all().delete()
+    Lease.objects.all().delete()
 
 
 def change_ten_jobs(round_number: int) -> None:

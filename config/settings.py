@@ -202,7 +202,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#timezone
 CELERY_TIMEZONE = "UTC"
 # The project's scheduler: due times indexed in the database, a leader lease so that any number of
-# beats may run and one sends (scheduler/beat.py). PeriodicTask rows stay the schedule of record.
+# beats may run and one sends (scheduler/beat/). PeriodicTask rows stay the schedule of record.
 CELERY_BEAT_SCHEDULER = "scheduler.beat:JobScheduler"
 # How long a dead leader's lease blocks the others; longer than the beat loop (5 s) and renewal.
 BEAT_LEASE_TTL = positive_number("BEAT_LEASE_TTL", 30)

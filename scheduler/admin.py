@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from scheduler import services
-from scheduler.cron import describe_cron, next_fire_time
+from scheduler.cron import CronError, describe_cron, next_fire
 from scheduler.jobspec import JobSpecError, job_spec_build, steps_as_text
 from scheduler.models import Job, JobRun, StepRun
 
@@ -139,8 +140,12 @@ class JobAdmin(admin.ModelAdmin):
             return "removed"
         if not job.periodic_task.enabled:
             return "paused"
-        when = next_fire_time(job.cron, job.timezone, timezone.now())
-        return f"{when:%Y-%m-%d %H:%M %Z}" if when else "never"
+        try:
+            when = next_fire(job.cron, job.timezone, timezone.now())
+        except CronError:
+            return "never"  # validated when saved, so unexpected; a display must never break the page
+        # Beat's due time (UTC), shown in the zone the job's cron is read in.
+        return f"{when.astimezone(ZoneInfo(job.timezone)):%Y-%m-%d %H:%M %Z}"
 
     @admin.display(description="Paused", boolean=True)
     def paused(self, job: Job) -> bool | None:

@@ -2,20 +2,35 @@
 
 Parsing and firing follow Debian cron's rules through cronsim; what is stored for beat is checked
 against Celery's own crontab parser, so the schedule beat runs is the schedule the user wrote.
+
+``next_fire`` and ``latest_fire`` are the one answer to "when does this fire?", for the admin, beat
+and catch-up alike. Times are read in the job's zone, daylight saving time included:
+
+- A job at a particular time (specific minute and hour, e.g. ``30 1 * * *``) whose local time is
+  skipped by a spring-forward jump runs once, right after the jump; one whose local time occurs
+  twice at fall-back runs once, at the first occurrence.
+- A job with ``*`` or a step in its minute or hour field runs by the clock as it reads after the
+  change: no run in the hour that does not exist, and runs in both copies of the repeated hour
+  (an hourly job still runs every real hour).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab_parser
 from cron_descriptor import ExpressionDescriptor
 from cronsim import CronSim, CronSimError
 from cronsim.cronsim import Field
+
+if TYPE_CHECKING:
+    from django_celery_beat.models import CrontabSchedule
 
 MACROS = {
     "@hourly": "0 * * * *",
@@ -138,8 +153,8 @@ def _why_field_is_invalid(rule: _FieldRule, text: str) -> str:
 
 def _check_it_fires(parts: list[str], expression: str) -> None:
     try:
-        next(CronSim(" ".join(parts), datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))))
-    except (CronSimError, StopIteration):
+        next_fire(" ".join(parts), "UTC", datetime(2000, 1, 1, tzinfo=UTC))
+    except CronError:
         raise CronError(
             f"cron {expression!r}: never fires: day-of-month {parts[2]!r} does not occur in month {parts[3]!r}"
         ) from None
@@ -168,10 +183,47 @@ def describe_cron(expression: str) -> str:
         return "(cannot describe)"
 
 
-def next_fire_time(expression: str, timezone_name: str, after: datetime) -> datetime | None:
-    """The first time after ``after`` at which the expression fires, in the job's zone."""
-    zone = ZoneInfo(timezone_name)
+def crontab_expression(fields: CrontabFields | CrontabSchedule) -> str:
+    """The five fields as one cron expression, e.g. ``"30 2 * * 0,6"``: how a stored CrontabSchedule is read."""
+    return f"{fields.minute} {fields.hour} {fields.day_of_month} {fields.month_of_year} {fields.day_of_week}"
+
+
+def next_fire(expression: str, zone: str, after: datetime) -> datetime:
+    """The first time strictly after ``after`` (aware) at which ``expression`` fires, read in ``zone``.
+
+    ``expression`` is five cron fields or a macro (``@daily``); ``zone`` an IANA name. Returns an aware
+    datetime in UTC. Raises CronError if the expression or zone cannot be used, or if it never fires
+    (an expression parse_cron accepted always fires).
+    """
     try:
-        return next(CronSim(expand_macro(expression), after.astimezone(zone)))
-    except (CronSimError, CronError, StopIteration):
+        return next(_fire_times(expression, zone, after)).astimezone(UTC)
+    except (StopIteration, OverflowError):  # cronsim gives up after 50 years, or at the end of the calendar
+        raise CronError(f"cron {expression!r}: never fires after {after:%Y-%m-%d %H:%M} UTC") from None
+
+
+def latest_fire(expression: str, zone: str, at_or_before: datetime) -> datetime | None:
+    """The last time at or before ``at_or_before`` (aware) at which ``expression`` fires, in ``zone``.
+
+    For runs missed while beat was down. Returns an aware datetime in UTC, or None if it never fired.
+    Raises CronError if the expression or zone cannot be used.
+    """
+    # cronsim's reverse walk starts strictly before its start: nudge past an exact match (cron has
+    # whole minutes, so dropping the microseconds cannot skip a fire time).
+    start = (at_or_before + timedelta(seconds=1)).replace(microsecond=0)
+    try:
+        return next(_fire_times(expression, zone, start, reverse=True)).astimezone(UTC)
+    except (StopIteration, OverflowError):  # none in the 50 years before, or before the calendar starts
         return None
+
+
+def _fire_times(expression: str, zone: str, start: datetime, *, reverse: bool = False) -> Iterator[datetime]:
+    """Fire times after (or, ``reverse``, before) ``start``, aware, in ``zone``: the one place cronsim
+    does cron maths, so its daylight-saving rules (Debian cron's) apply alike to the admin and beat."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CronError(f"time zone {zone!r} is not a known IANA zone name") from None
+    try:
+        return CronSim(expand_macro(expression), start.astimezone(tz), reverse=reverse)
+    except CronSimError as exc:
+        raise CronError(f"cron {expression!r}: {exc}") from None

@@ -15,7 +15,8 @@ from django.db import DatabaseError, connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from scheduler.models import BeatLease
+from scheduler.leases import BEAT_LEASE
+from scheduler.models import Lease
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def broker_check() -> Check:
 
 
 def beat_check() -> Check:
-    lease = BeatLease.objects.filter(name="beat").annotate(now=Now()).first()
+    lease = Lease.objects.filter(name=BEAT_LEASE).annotate(now=Now()).first()
     if lease is None:
         return Check(False, "no beat has started")
     silent = (lease.now - lease.renewed_at).total_seconds()

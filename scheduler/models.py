@@ -57,6 +57,11 @@ class Job(models.Model):
         return self.periodic_task is not None and not self.periodic_task.enabled
 
 
+# The Celery task that runs a job (scheduler.tasks.run_job): beat sends it, "run now" queues it. A
+# public name: PeriodicTask rows and messages in flight carry it.
+RUN_JOB_TASK = "scheduler.run_job"
+
+
 class JobRun(models.Model):
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
@@ -134,15 +139,15 @@ class StepRun(models.Model):
         return f"step {self.position} {self.function} ({self.status})"
 
 
-class BeatLease(models.Model):
+class Lease(models.Model):
     """A lease: one holder at a time, kept by renewing, free once lapsed. ``beat`` says which beat
-    sends due jobs; ``alloy-sync`` which process is syncing. (Named for its first use.)
+    sends due jobs; ``alloy-sync`` which process is syncing.
 
     Times come from the database's clock, so processes on hosts with skewed clocks agree on expiry.
     """
 
     name = models.CharField(max_length=64, primary_key=True)
-    holder = models.CharField(max_length=255, help_text="host:pid:token of the beat holding the lease.")
+    holder = models.CharField(max_length=255, help_text="host:pid:token of the process holding it: a beat or a sync.")
     acquired_at = models.DateTimeField()
     renewed_at = models.DateTimeField()
     expires_at = models.DateTimeField()

@@ -20,9 +20,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTas
 from scheduler.bulksql import db_datetime, db_json, insert_rows, update_column
 from scheduler.cron import CrontabFields
 from scheduler.jobspec import JobSpec
-from scheduler.models import Job, JobRun, ScheduleState
-
-RUN_JOB_TASK = "scheduler.run_job"
+from scheduler.models import RUN_JOB_TASK, Job, JobRun, ScheduleState
 
 
 def periodic_task_name(job_id: int, name: str) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 from celery import shared_task
 from django.conf import settings
 
-from scheduler.models import Job, JobRun
+from scheduler.models import RUN_JOB_TASK, Job, JobRun
 from scheduler.runner import job_run_execute, job_runs_reap_lost
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 _HARD_TIME_LIMIT_GRACE = 60
 
 
-@shared_task(name="scheduler.run_job", bind=True, time_limit=settings.JOB_TIME_LIMIT + _HARD_TIME_LIMIT_GRACE)
+@shared_task(name=RUN_JOB_TASK, bind=True, time_limit=settings.JOB_TIME_LIMIT + _HARD_TIME_LIMIT_GRACE)
 def run_job(self, job_id: int, run_id: int | None = None, due_at: str | None = None) -> str | None:
     """Run a job's steps. Beat sends ``job_id`` and the ``due_at`` it is for; "run now" its ``run_id``."""
     job = Job.objects.select_related("periodic_task").filter(pk=job_id).first()

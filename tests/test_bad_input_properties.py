@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from alloysync.client import AlloyItem
 from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
-from scheduler.cron import CronError, parse_cron
-from scheduler.due import crontab_expression, crontab_next
+from scheduler.cron import CronError, crontab_expression, next_fire, parse_cron
 from scheduler.jobspec import JobSpecError, parse_steps
 
 _NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -46,7 +45,7 @@ def test_cron_is_either_schedulable_or_refused_with_a_message(expression):
         assert str(exc).startswith("cron ")
         return
     # Accepted: Celery-storable fields that really fire.
-    assert crontab_next(crontab_expression(fields), "UTC", _NOW) is not None
+    assert next_fire(crontab_expression(fields), "UTC", _NOW) is not None
 
 
 @settings(max_examples=300, deadline=None)

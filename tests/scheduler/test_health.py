@@ -6,10 +6,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from alloysync.fake_alloy import FakeAlloyServer
 from alloysync.models import SyncRun
 from config import celery_app
 from scheduler.leases import lease_hold
-from scheduler.models import BeatLease
+from scheduler.models import Lease
 
 pytestmark = pytest.mark.django_db
 
@@ -23,9 +24,13 @@ def beat_alive():
 
 @pytest.fixture
 def alloy_configured(settings):
-    settings.ALLOY_API_KEY = SECRET_KEY_VALUE
-    settings.ALLOY_JOB_DESIGN = "designs_scheduledJobs_65f0c0ffee0000000000abcd"
-    settings.ALLOY_SYNC_INTERVAL = 300
+    # A real (fake) Alloy: the alloy check calls it, and must never send a test key to a real host.
+    with FakeAlloyServer(api_key=SECRET_KEY_VALUE) as server:
+        settings.ALLOY_BASE_URL = server.url
+        settings.ALLOY_API_KEY = SECRET_KEY_VALUE
+        settings.ALLOY_JOB_DESIGN = "designs_scheduledJobs_65f0c0ffee0000000000abcd"
+        settings.ALLOY_SYNC_INTERVAL = 300
+        yield server
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def test_healthy_when_database_broker_beat_and_sync_are_fine(client, beat_alive,
     status, body = get_health(client)
     assert status == 200
     assert body["status"] == "ok"
-    assert {"database", "broker", "beat", "alloy_sync"} <= body["checks"].keys()
+    assert {"database", "broker", "beat", "alloy", "alloy_sync"} <= body["checks"].keys()
     assert body["checks"]["beat"]["detail"].startswith("leader beat-host:42:abcd renewed")
     assert SECRET_KEY_VALUE not in json.dumps(body)
 
@@ -90,7 +95,7 @@ def test_unhealthy_when_no_beat_renews_the_lease(client):
     status, body = get_health(client)
     assert (status, body["checks"]["beat"]["detail"]) == (503, "no beat has started")
     lease_hold(name="beat", holder="old", ttl=30)
-    BeatLease.objects.update(renewed_at=timezone.now() - timedelta(minutes=5))
+    Lease.objects.update(renewed_at=timezone.now() - timedelta(minutes=5))
     status, body = get_health(client)
     assert status == 503 and body["checks"]["beat"]["detail"].startswith("no beat has renewed the leader lease")
 
@@ -105,6 +110,6 @@ def test_checks_can_be_limited_for_a_containers_own_health(client, broker_down):
 def test_the_health_command_exits_1_when_unhealthy(beat_alive, capsys):
     call_command("health", "database", "beat")
     assert json.loads(capsys.readouterr().out)["beat"]["ok"] is True
-    BeatLease.objects.all().delete()
+    Lease.objects.all().delete()
     with pytest.raises(CommandError, match="unhealthy"):
         call_command("health", "beat")

@@ -9,7 +9,7 @@ from scheduler.health import UnknownHealthCheck, run_health_checks
 
 
 class Command(BaseCommand):
-    help = "Run health checks (database, broker, beat, alloy_sync; default all). Exit status 1 if unhealthy."
+    help = "Run the registered health checks (default all; e.g. database broker beat). Exit status 1 if unhealthy."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("checks", nargs="*", help="names of the checks to run")

@@ -17,10 +17,8 @@ left in the database, so nothing due is sent twice and nothing is reloaded.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,22 +28,17 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_celery_beat.schedulers import ModelEntry
 
-from scheduler.dispatch import (
-    PICKUP_BATCH,
-    PICKUP_OVERLAP,
-    Dispatch,
-    schedule_claim_due,
-    schedule_cursor,
-    schedule_pick_up_changes,
-)
-from scheduler.leases import lease_hold, lease_release
+from scheduler.beat.claim import Dispatch, schedule_claim_due
+from scheduler.beat.pickup import PICKUP_BATCH, PICKUP_OVERLAP, schedule_cursor, schedule_pick_up_changes
+from scheduler.leases import BEAT_LEASE, lease_hold, lease_holder, lease_release
 
 logger = logging.getLogger(__name__)
 
-LEASE_NAME = "beat"
-
 
 class JobScheduler(Scheduler):
+    """Celery beat's scheduler (``CELERY_BEAT_SCHEDULER = "scheduler.beat:JobScheduler"``): sends
+    what is due while it holds the ``beat`` lease; holds nothing in memory."""
+
     #: Claimed and sent per transaction; a full batch makes the next tick come at once.
     batch_size = 500
     #: Every tick reads the rows changed after the newest one seen; this often it also looks back
@@ -55,12 +48,15 @@ class JobScheduler(Scheduler):
     #: differ): a safety net for rows written behind beat's back with an old date_changed.
     reconcile_every = 3600.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        """Celery's arguments (``app``, ``max_interval``...); ``clock`` gives the seconds that pace
+        lease renewal, look-back and reconcile (monotonic; tests pass their own)."""
+        self.clock = clock
+        self.holder = lease_holder()
         self.is_leader = False
         self._renewed_at = 0.0
         self._looked_back_at = 0.0
-        self._reconciled_at = time.monotonic()
+        self._reconciled_at = clock()
         self._changes_since: datetime | None = None
         self._started = False
         super().__init__(*args, **kwargs)
@@ -80,6 +76,11 @@ class JobScheduler(Scheduler):
         return f"    . leader lease holder -> {self.holder}"
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One pass: renew the lease, pick up changes, claim and send what is due.
+
+        Returns the seconds beat sleeps before the next tick: 0 when more is due at once, else until
+        the next due time, at most ``max_interval``. Never raises for a lost database.
+        """
         # One connection for the life of beat (no per-tick reconnect); a failed one is replaced.
         try:
             if not self._hold_lease():
@@ -98,11 +99,11 @@ class JobScheduler(Scheduler):
             # Resume from the newest change already picked up (by any beat), instead of comparing
             # every row: start-up then costs the same for a thousand jobs as for fifty thousand.
             self._changes_since, self._started = schedule_cursor(), True
-        if time.monotonic() - self._reconciled_at >= self.reconcile_every:
-            self._changes_since, self._reconciled_at = None, time.monotonic()
+        if self.clock() - self._reconciled_at >= self.reconcile_every:
+            self._changes_since, self._reconciled_at = None, self.clock()
         look_back = timedelta(0)
-        if time.monotonic() - self._looked_back_at >= self.look_back_every:
-            look_back, self._looked_back_at = PICKUP_OVERLAP, time.monotonic()
+        if self.clock() - self._looked_back_at >= self.look_back_every:
+            look_back, self._looked_back_at = PICKUP_OVERLAP, self.clock()
         picked, self._changes_since = schedule_pick_up_changes(since=self._changes_since, now=now, look_back=look_back)
         if picked:
             logger.info("beat picked up %d changed periodic task(s)", picked)
@@ -138,11 +139,11 @@ class JobScheduler(Scheduler):
 
     def _hold_lease(self) -> bool:
         ttl = settings.BEAT_LEASE_TTL
-        if self.is_leader and time.monotonic() - self._renewed_at < ttl / 3:
+        if self.is_leader and self.clock() - self._renewed_at < ttl / 3:
             return True  # renewed recently enough: spare the database a write on every tick
-        leader = lease_hold(name=LEASE_NAME, holder=self.holder, ttl=ttl)
+        leader = lease_hold(name=BEAT_LEASE, holder=self.holder, ttl=ttl)
         if leader:
-            self._renewed_at = time.monotonic()
+            self._renewed_at = self.clock()
         if leader and not self.is_leader:
             logger.info("beat %s is now the leader and sends due tasks", self.holder)
         elif self.is_leader and not leader:
@@ -156,7 +157,7 @@ class JobScheduler(Scheduler):
     def close(self) -> None:
         if self.is_leader:
             try:
-                lease_release(name=LEASE_NAME, holder=self.holder)
+                lease_release(name=BEAT_LEASE, holder=self.holder)
             except DatabaseError:
                 logger.exception("beat %s could not release its lease; it lapses by itself", self.holder)
         super().close()

@@ -1,9 +1,8 @@
-"""Beat's work as plain functions over the database: follow changed periodic tasks, claim what is due.
+"""Claiming what is due: lock the due ``ScheduleState`` rows, advance them, and say what to send.
 
-The PeriodicTask rows (with their crontab or interval and ``enabled``) stay the schedule of record:
-the admin and the Alloy sync write only those. ``ScheduleState`` holds, per task, the next due time,
-indexed, derived from the row as of its ``date_changed``. A tick therefore costs what changed and what
-is due, never the size of the whole schedule.
+A due time is handed out once: the rows are locked (SKIP LOCKED) and advanced in the transaction that
+claims them, so two beats claiming at the same moment never share one. Runs missed while no beat ran
+are sent once for the latest of them, or recorded as skipped when that is too long ago.
 """
 
 from __future__ import annotations
@@ -15,22 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.beat.pickup import interval_length, next_due
 from scheduler.bulksql import update_column
-from scheduler.due import crontab_expression, crontab_latest, crontab_next, interval_length
-from scheduler.models import JobRun, ScheduleState
+from scheduler.cron import CronError, crontab_expression, latest_fire, next_fire
+from scheduler.models import RUN_JOB_TASK, JobRun, ScheduleState
 
 logger = logging.getLogger(__name__)
-
-RUN_JOB_TASK = "scheduler.run_job"
-# Rows are picked up by date_changed, which writers stamp with their own clock, and commit later than
-# they stamp (a big sync's transaction takes seconds): now and then, look back this far behind the
-# newest change seen. Rows already picked up are skipped by comparing date_changed with the state.
-PICKUP_OVERLAP = timedelta(seconds=60)
-# Changed rows recomputed per call; a bigger change (a first sync, beat's first start) takes several.
-PICKUP_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -45,77 +37,12 @@ class Dispatch:
 
 @dataclass
 class Claim:
+    """What one claim decided: the messages to send (after commit) and when to look again."""
+
     dispatches: list[Dispatch]
     skipped: int  # job runs missed long ago, recorded as skipped instead of sent
     more_due: bool  # the batch was full: tick again at once
     next_due_at: datetime | None  # the earliest due time still ahead, within the horizon
-
-
-def schedule_cursor() -> datetime | None:
-    """The newest change already picked up: where a starting beat resumes following changes."""
-    return ScheduleState.objects.aggregate(newest=Max("task_changed_at"))["newest"]
-
-
-def schedule_pick_up_changes(
-    *, since: datetime | None, now: datetime, look_back: timedelta = PICKUP_OVERLAP, limit: int = PICKUP_BATCH
-) -> tuple[int, datetime | None]:
-    """Recompute the due time of periodic tasks changed since ``since - look_back``, not yet picked up.
-
-    ``since=None`` (beat's start) looks at every task. Returns how many were picked up and the cursor
-    for the next call; after a full batch (``limit``) the cursor stays put, since rows stamped with
-    the same time as the last one taken may remain.
-    """
-    changed = PeriodicTask.objects.exclude(schedule_state__task_changed_at=F("date_changed"))
-    if since is not None:
-        changed = changed.filter(date_changed__gt=since - look_back)
-    # Ids first, with one join: the common answer is "none", and it should cost next to nothing.
-    ids = list(changed.order_by("date_changed").values_list("pk", flat=True)[:limit])
-    if not ids:
-        return 0, since or now
-    related = ("crontab", "interval", "clocked", "solar", "schedule_state")
-    tasks = list(PeriodicTask.objects.select_related(*related).filter(pk__in=ids).order_by("date_changed"))
-    states = [
-        ScheduleState(
-            periodic_task_id=task.pk, next_due_at=_due_after_change(task, now), task_changed_at=task.date_changed
-        )
-        for task in tasks
-    ]
-    ScheduleState.objects.bulk_create(
-        states, update_conflicts=True, unique_fields=["periodic_task"], update_fields=["next_due_at", "task_changed_at"]
-    )
-    if len(tasks) == limit:
-        return len(tasks), since
-    newest = max(task.date_changed for task in tasks)
-    return len(tasks), max(newest, since) if since else newest
-
-
-def _due_after_change(task: PeriodicTask, now: datetime) -> datetime | None:
-    current = getattr(task, "schedule_state", None)
-    if task.enabled and current and current.next_due_at and current.next_due_at <= now:
-        # Due and not yet claimed when the row changed (say, renamed by a sync): it still runs.
-        return current.next_due_at
-    return next_due(task, after=now)
-
-
-def next_due(task: PeriodicTask, *, after: datetime) -> datetime | None:
-    """When ``task`` is next due strictly after ``after``; None if disabled, expired or never."""
-    if not task.enabled or (task.expires and task.expires <= after):
-        return None
-    start = max(after, task.start_time) if task.start_time else after
-    if task.crontab_id:
-        due = crontab_next(crontab_expression(task.crontab), str(task.crontab.timezone), start)
-    elif task.interval_id:
-        every = interval_length(task.interval.every, task.interval.period)
-        due = max(task.last_run_at + every, start) if task.last_run_at else start + every
-    elif task.clocked_id:
-        due = task.clocked.clocked_time if not task.last_run_at else None
-    elif task.solar_id:
-        due = start + task.solar.schedule.remaining_estimate(task.last_run_at or start)
-    else:
-        due = None
-    if due is not None and task.expires and due > task.expires:
-        return None
-    return due
 
 
 def schedule_claim_due(*, now: datetime, horizon: datetime, catchup_window: timedelta, limit: int = 500) -> Claim:
@@ -198,10 +125,13 @@ class _ClaimPlan:
         """``due_at``, or the latest due time since it if beat missed several (it was down)."""
         if not task.crontab_id:
             return due_at
-        following = crontab_next(crontab_expression(task.crontab), str(task.crontab.timezone), due_at)
-        if following is None or following > self.now:
-            return due_at
-        return crontab_latest(crontab_expression(task.crontab), str(task.crontab.timezone), self.now) or due_at
+        expression, zone = crontab_expression(task.crontab), str(task.crontab.timezone)
+        try:
+            if next_fire(expression, zone, due_at) > self.now:
+                return due_at
+            return latest_fire(expression, zone, self.now) or due_at
+        except CronError:
+            return due_at  # crontab row broken behind beat's back: send this one, next_due drops it
 
     def _next_interval(self, task: PeriodicTask, run_for: datetime) -> datetime:
         every = interval_length(task.interval.every, task.interval.period)

@@ -1,0 +1,118 @@
+"""Following changed periodic tasks: each changed row gets its next due time recomputed.
+
+The PeriodicTask rows (with their crontab or interval and ``enabled``) stay the schedule of record:
+the admin and the Alloy sync write only those. ``ScheduleState`` holds, per task, the next due time,
+indexed, derived from the row as of its ``date_changed``. A tick therefore costs what changed and what
+is due, never the size of the whole schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db.models import F, Max
+from django_celery_beat.models import PeriodicTask
+
+from scheduler.cron import CronError, crontab_expression, next_fire
+from scheduler.models import ScheduleState
+
+logger = logging.getLogger(__name__)
+
+# Rows are picked up by date_changed, which writers stamp with their own clock, and commit later than
+# they stamp (a big sync's transaction takes seconds): now and then, look back this far behind the
+# newest change seen. Rows already picked up are skipped by comparing date_changed with the state.
+PICKUP_OVERLAP = timedelta(seconds=60)
+# Changed rows recomputed per call; a bigger change (a first sync, beat's first start) takes several.
+PICKUP_BATCH = 5000
+
+_INTERVAL_PERIODS = {"days", "hours", "minutes", "seconds", "microseconds"}
+
+
+def schedule_cursor() -> datetime | None:
+    """The newest change already picked up: where a starting beat resumes following changes."""
+    return ScheduleState.objects.aggregate(newest=Max("task_changed_at"))["newest"]
+
+
+def schedule_pick_up_changes(
+    *, since: datetime | None, now: datetime, look_back: timedelta = PICKUP_OVERLAP, limit: int = PICKUP_BATCH
+) -> tuple[int, datetime | None]:
+    """Recompute the due time of periodic tasks changed since ``since - look_back``, not yet picked up.
+
+    ``since=None`` (beat's start) looks at every task. Returns how many were picked up and the cursor
+    for the next call; after a full batch (``limit``) the cursor stays put, since rows stamped with
+    the same time as the last one taken may remain.
+    """
+    changed = PeriodicTask.objects.exclude(schedule_state__task_changed_at=F("date_changed"))
+    if since is not None:
+        changed = changed.filter(date_changed__gt=since - look_back)
+    # Ids first, with one join: the common answer is "none", and it should cost next to nothing.
+    ids = list(changed.order_by("date_changed").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return 0, since or now
+    related = ("crontab", "interval", "clocked", "solar", "schedule_state")
+    tasks = list(PeriodicTask.objects.select_related(*related).filter(pk__in=ids).order_by("date_changed"))
+    states = [
+        ScheduleState(
+            periodic_task_id=task.pk, next_due_at=_due_after_change(task, now), task_changed_at=task.date_changed
+        )
+        for task in tasks
+    ]
+    ScheduleState.objects.bulk_create(
+        states, update_conflicts=True, unique_fields=["periodic_task"], update_fields=["next_due_at", "task_changed_at"]
+    )
+    if len(tasks) == limit:
+        return len(tasks), since
+    newest = max(task.date_changed for task in tasks)
+    return len(tasks), max(newest, since) if since else newest
+
+
+def _due_after_change(task: PeriodicTask, now: datetime) -> datetime | None:
+    current = getattr(task, "schedule_state", None)
+    if task.enabled and current and current.next_due_at and current.next_due_at <= now:
+        # Due and not yet claimed when the row changed (say, renamed by a sync): it still runs.
+        return current.next_due_at
+    return next_due(task, after=now)
+
+
+def next_due(task: PeriodicTask, *, after: datetime) -> datetime | None:
+    """When ``task`` is next due strictly after ``after`` (aware, UTC); None if disabled, expired or never.
+
+    A crontab is read with ``scheduler.cron.next_fire`` in the crontab's zone; one it cannot read
+    (a row edited by hand outside the project's validation) is never due, and logged.
+    """
+    if not task.enabled or (task.expires and task.expires <= after):
+        return None
+    start = max(after, task.start_time) if task.start_time else after
+    if task.crontab_id:
+        due = _crontab_due(task, start)
+    elif task.interval_id:
+        every = interval_length(task.interval.every, task.interval.period)
+        due = max(task.last_run_at + every, start) if task.last_run_at else start + every
+    elif task.clocked_id:
+        due = task.clocked.clocked_time if not task.last_run_at else None
+    elif task.solar_id:
+        due = start + task.solar.schedule.remaining_estimate(task.last_run_at or start)
+    else:
+        due = None
+    if due is not None and task.expires and due > task.expires:
+        return None
+    return due
+
+
+def _crontab_due(task: PeriodicTask, after: datetime) -> datetime | None:
+    try:
+        return next_fire(crontab_expression(task.crontab), str(task.crontab.timezone), after)
+    except CronError as exc:
+        logger.warning("periodic task %s is never due: %s", task.pk, exc)
+        return None
+
+
+def interval_length(every: int, period: str) -> timedelta:
+    """An IntervalSchedule's ``every`` and ``period`` ("seconds", "days"...) as a timedelta.
+
+    Raises ValueError for an unknown period or an ``every`` that is not positive.
+    """
+    if period not in _INTERVAL_PERIODS or every <= 0:
+        raise ValueError(f"not an interval: every {every} {period}")
+    return timedelta(**{period: every})
