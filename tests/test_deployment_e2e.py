@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alloysync.models import SyncRun
-from scheduler.models import BeatLease, Job, JobRun
-from tests.alloysync.conftest import job_item
+from scheduler.models import Job, JobRun, Lease
+from tests.alloysync.helpers import job_item
 from tests.conftest import next_minute, requires_services, sleep_until, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.slow]
@@ -62,9 +62,7 @@ def test_two_beats_send_each_run_once_and_the_follower_takes_over(celery_process
     beat_env = {"BEAT_LEASE_TTL": "10"}
     celery_processes.start("worker", "--concurrency=2")
     beats = {process.pid: process for process in (celery_processes.start("beat", env=beat_env) for _ in range(2))}
-    lease = wait_for(
-        lambda: BeatLease.objects.filter(name="beat").first(), timeout=30, describe=celery_processes.logs()
-    )
+    lease = wait_for(lambda: Lease.objects.filter(name="beat").first(), timeout=30, describe=celery_processes.logs())
     leader_pid = int(lease.holder.split(":")[1])
     assert leader_pid in beats
 
@@ -82,5 +80,5 @@ def test_two_beats_send_each_run_once_and_the_follower_takes_over(celery_process
     assert len(minutes) >= 4, (minutes, celery_processes.logs())
     assert set(minutes.values()) == {1}, (minutes, celery_processes.logs())
     follower_pid = next(pid for pid in beats if pid != leader_pid)
-    assert BeatLease.objects.get(name="beat").holder.split(":")[1] == str(follower_pid)
+    assert Lease.objects.get(name="beat").holder.split(":")[1] == str(follower_pid)
     assert any(minute > killed_at for minute in minutes)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE
 from alloysync.models import SyncRun
 from scheduler.models import Job, JobRun
-from tests.alloysync.conftest import job_item
+from tests.alloysync.helpers import job_item
 from tests.conftest import next_minute, requires_services, sleep_until, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]

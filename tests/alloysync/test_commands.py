@@ -6,7 +6,7 @@ from django.urls import reverse
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE
 from alloysync.models import SyncRun
 from scheduler.models import Job
-from tests.alloysync.conftest import job_item, sample_items
+from tests.alloysync.helpers import job_item, sample_items
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
 

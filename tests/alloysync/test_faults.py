@@ -6,7 +6,7 @@ from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE, SAMPLE_STEPS_ATTRIBUTE
 from alloysync.models import SyncRun
 from alloysync.sync import alloy_sync
 from scheduler.models import Job
-from tests.alloysync.conftest import job_item
+from tests.alloysync.helpers import job_item
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
 

@@ -3,7 +3,7 @@ import pytest
 from alloysync.client import parse_item
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE, SAMPLE_STEPS_ATTRIBUTE, TITLE_ATTRIBUTE
 from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
-from tests.alloysync.conftest import job_item
+from tests.alloysync.helpers import job_item
 
 CRON_CODE = "'attributes_scheduledJobsCron_65f0c0ffee0000000000abcf'"
 STEPS_CODE = "'attributes_scheduledJobsSteps_65f0c0ffee0000000000abd0'"

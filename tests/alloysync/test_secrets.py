@@ -6,7 +6,7 @@ import pytest
 
 from alloysync.models import SyncRun
 from alloysync.sync import SyncConfig, alloy_sync
-from tests.alloysync.conftest import API_KEY, job_item
+from tests.alloysync.helpers import API_KEY, job_item
 
 pytestmark = pytest.mark.django_db
 

@@ -16,10 +16,10 @@ from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE, SAMPLE_FLAG_ATTRIBUTE, S
 from alloysync.models import SyncRun
 from alloysync.sync import SYNC_LEASE, SyncAlreadyRunning, alloy_sync
 from scheduler.leases import lease_hold
-from scheduler.models import BeatLease, Job, JobRun
+from scheduler.models import Job, JobRun, Lease
 from scheduler.runner import job_run_execute
 from scheduler.services import job_pause
-from tests.alloysync.conftest import API_KEY, job_item, sample_items
+from tests.alloysync.helpers import API_KEY, job_item, sample_items
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
 
@@ -335,11 +335,11 @@ def test_a_sync_whose_process_died_stops_blocking_once_its_lease_lapses(alloy):
     alloy.put_item(job_item(n=1))
     lease_hold(name=SYNC_LEASE, holder="dead-host:1:dead", ttl=300)
     stale = SyncRun.objects.create(trigger="schedule", status="running", started_at=timezone.now())
-    BeatLease.objects.filter(name=SYNC_LEASE).update(expires_at=Now())  # as if 300 s had passed
+    Lease.objects.filter(name=SYNC_LEASE).update(expires_at=Now())  # as if 300 s had passed
     assert sync().status == "succeeded"
     stale.refresh_from_db()
     assert stale.status == "failed" and stale.message.startswith("abandoned")
-    assert not BeatLease.objects.filter(name=SYNC_LEASE, expires_at__gt=Now()).exists()  # released
+    assert not Lease.objects.filter(name=SYNC_LEASE, expires_at__gt=Now()).exists()  # released
 
 
 def test_a_dry_run_shows_the_plan_and_writes_nothing(alloy):

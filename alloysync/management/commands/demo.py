@@ -84,7 +84,11 @@ class Command(BaseCommand):
 
     def _start_fake_alloy(self, processes: list[subprocess.Popen[bytes]], logs: Path) -> str:
         port = _free_port()
-        command = [sys.executable, "manage.py", "fake_alloy", "--port", str(port)]
+        # The key given explicitly: an ALLOY_API_KEY in the user's shell must not replace the demo's own.
+        command = [
+            *(sys.executable, "manage.py", "fake_alloy"),
+            *("--port", str(port), "--api-key", fake_alloy.DEMO_API_KEY),
+        ]
         processes.append(_spawn(command, logs / "fake-alloy.log", dict(os.environ)))
         _wait_for_port(port, processes[-1], logs / "fake-alloy.log")
         url = f"http://127.0.0.1:{port}"

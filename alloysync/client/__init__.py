@@ -1,0 +1,56 @@
+"""The Alloy HTTP client: the only code in alloysync that speaks HTTP.
+
+Plain Python (no Django, no Celery), so it can be used from tasks, commands, benchmarks and tests
+alike. It turns Alloy's wire format into ``AlloyItem`` values and every failure into an ``AlloyError``
+that says whether a retry can help; ``httpx`` and JSON exceptions never leave this package.
+
+Retries happen here and only here (tenacity), for transient faults: timeouts, transport errors, 5xx
+and 429. Waits honour ``Retry-After``, then Alloy's ``X-Rate-Limit-Reset``, then back off
+exponentially with jitter; each wait and the total time spent retrying are capped.
+
+- ``errors``: ``AlloyError`` and its subclasses, and how a failed answer becomes one.
+- ``items``: ``AlloyItem`` and ``parse_item``.
+- ``aqs``: ``ItemQuery`` and the AQS bodies built from it.
+- ``policy``: the rate-limit and retry policy.
+- ``client``: ``AlloyClient``, the calls themselves.
+
+What we know of the API (and what is only assumed) is in ``/work/shared/alloy-api.md``.
+"""
+
+from alloysync.client.aqs import ItemQuery, build_count_aqs, build_query_aqs
+from alloysync.client.client import MAX_PAGE, AlloyClient
+from alloysync.client.errors import (
+    AlloyAuthError,
+    AlloyError,
+    AlloyRequestError,
+    AlloyResponseError,
+    AlloyUnavailableError,
+)
+from alloysync.client.items import AlloyItem, parse_item
+from alloysync.client.policy import (
+    BACKOFF_INITIAL_SECONDS,
+    BACKOFF_JITTER_SECONDS,
+    MAX_WAIT_SECONDS,
+    parse_alloy_timestamp,
+    rate_limit_wait,
+)
+
+__all__ = [
+    "BACKOFF_INITIAL_SECONDS",
+    "BACKOFF_JITTER_SECONDS",
+    "MAX_PAGE",
+    "MAX_WAIT_SECONDS",
+    "AlloyAuthError",
+    "AlloyClient",
+    "AlloyError",
+    "AlloyItem",
+    "AlloyRequestError",
+    "AlloyResponseError",
+    "AlloyUnavailableError",
+    "ItemQuery",
+    "build_count_aqs",
+    "build_query_aqs",
+    "parse_alloy_timestamp",
+    "parse_item",
+    "rate_limit_wait",
+]

@@ -1,0 +1,86 @@
+"""The AQS bodies alloysync sends: one query window of a design's items, and their count.
+
+AQS is Alloy's JSON query language: a root node (``Query``, ``StatisticsAggregation``) whose single
+child is a condition tree. ``count_from_answer`` reads the count back. See ``/work/shared/alloy-api.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alloysync.client.errors import AlloyResponseError
+from alloysync.client.items import json_type
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """Which items to read: a design (or interface), a collection, and an optional Boolean flag."""
+
+    design_code: str
+    collection: str = "Live"
+    flag_attribute: str | None = None
+
+
+def build_query_aqs(query: ItemQuery, *, after_item_id: str | None = None) -> dict[str, Any]:
+    """The AQS body for one window of ``query``, sorted by item id, after ``after_item_id`` if given."""
+    properties = {
+        "dodiCode": query.design_code,
+        "collectionCode": [query.collection],
+        "attributes": ["all"],
+        "sortInfo": {"itemProperty": "ItemId", "sortOrder": "Ascending"},
+    }
+    return {"aqs": {"type": "Query", "properties": properties, "children": _root_children(query, after_item_id)}}
+
+
+def build_count_aqs(query: ItemQuery) -> dict[str, Any]:
+    """The AQS body counting the items ``query`` matches."""
+    properties = {
+        "dodiCode": query.design_code,
+        "collectionCode": [query.collection],
+        "aggregationType": "Count",
+    }
+    return {
+        "aqs": {
+            "type": "StatisticsAggregation",
+            "properties": properties,
+            "children": _root_children(query, None),
+        }
+    }
+
+
+def count_from_answer(body: dict[str, Any]) -> int:
+    """The count in Alloy's answer to a ``build_count_aqs`` body; ``AlloyResponseError`` if it has none."""
+    try:
+        count = body["results"][0]["value"]["value"]
+    except (KeyError, IndexError, TypeError):
+        raise AlloyResponseError("Alloy's count response has no results[0].value.value.") from None
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise AlloyResponseError(f"Alloy's count is {json_type(count)}, not a whole number.")
+    return count
+
+
+def _value_node(node_type: str, value: Any) -> dict[str, Any]:
+    # Alloy's value nodes always carry an array, even for a single value.
+    return {"type": node_type, "properties": {"value": [value]}}
+
+
+def _conditions(query: ItemQuery, after_item_id: str | None) -> list[dict[str, Any]]:
+    conditions: list[dict[str, Any]] = []
+    if query.flag_attribute:
+        attribute = {"type": "Attribute", "properties": {"attributeCode": query.flag_attribute}}
+        conditions.append({"type": "Equals", "children": [attribute, _value_node("Boolean", True)]})
+    if after_item_id is not None:
+        item_id = {"type": "ItemProperty", "properties": {"itemPropertyName": "itemId"}}
+        conditions.append({"type": "GreaterThan", "children": [item_id, _value_node("String", after_item_id)]})
+    return conditions
+
+
+def _root_children(query: ItemQuery, after_item_id: str | None) -> list[dict[str, Any]]:
+    # A root node takes at most one child: several conditions go under an And node.
+    conditions = _conditions(query, after_item_id)
+    if len(conditions) <= 1:
+        return conditions
+    return [{"type": "And", "children": conditions}]

@@ -1,0 +1,24 @@
+"""Fixtures for the fake Alloy's tests: a server with the sample items, and a plain httpx client on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from alloysync.fake_alloy import SAMPLE_ITEMS_PATH, FakeAlloyServer, load_items
+from tests.alloysync.fake_alloy.helpers import API_KEY
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAlloyServer]:
+    with FakeAlloyServer(load_items(SAMPLE_ITEMS_PATH), api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def http(server: FakeAlloyServer) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=5) as client:
+        yield client

@@ -1,0 +1,55 @@
+"""Helpers for the fake Alloy's tests: AQS bodies, plain httpx calls, and checks of Alloy's shapes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from alloysync.fake_alloy import SAMPLE_DESIGN_CODE
+
+API_KEY = "e0e3a4ef-5ec8-4e05-ac25-a34adadf4a80"
+HEX24 = re.compile(r"^[0-9a-f]{24}$")
+ALLOY_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
+ERROR_FIELDS = {"category", "errorCode", "errorData", "httpStatusCode", "message"}
+
+
+def attribute(code: str) -> dict[str, Any]:
+    return {"type": "Attribute", "properties": {"attributeCode": code}}
+
+
+def item_property(name: str) -> dict[str, Any]:
+    return {"type": "ItemProperty", "properties": {"itemPropertyName": name}}
+
+
+def value(kind: str, *values: Any) -> dict[str, Any]:
+    return {"type": kind, "properties": {"value": list(values)}}
+
+
+def query_body(*children: dict[str, Any], design: str = SAMPLE_DESIGN_CODE, collection: Any = None) -> dict[str, Any]:
+    properties = {
+        "dodiCode": design,
+        "collectionCode": ["Live"] if collection is None else collection,
+        "attributes": ["all"],
+        "sortInfo": {"itemProperty": "ItemId", "sortOrder": "Ascending"},
+    }
+    return {"aqs": {"type": "Query", "properties": properties, "children": list(children)}}
+
+
+def query(http: httpx.Client, body: Any, page: int = 1, page_size: int = 100) -> httpx.Response:
+    return http.post("/api/aqs/query", params={"page": page, "pageSize": page_size}, json=body)
+
+
+def result_ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [item["itemId"] for item in response.json()["results"]]
+
+
+def assert_alloy_error(response: httpx.Response, status: int, category: str) -> None:
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == ERROR_FIELDS
+    assert body["category"] == category
+    assert body["httpStatusCode"] == status
+    assert body["errorData"] is None
