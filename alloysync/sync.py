@@ -127,15 +127,10 @@ class SyncPlan:
 
 @dataclass
 class SyncOutcome:
+    """A recorded sync: what it read and decided (``plan``) and its history record (``run``)."""
+
     plan: SyncPlan
-    run: SyncRun | None  # None for a dry run, which records nothing
-
-
-def sync_plan_build(items: Iterable[AlloyItem], states: dict[str, JobState], config: SyncConfig) -> SyncPlan:
-    """Compare every item with its job; only a complete iteration of ``items`` yields a plan."""
-    plan = SyncPlan()
-    sync_plan_fill(plan, items, states, config)
-    return plan
+    run: SyncRun
 
 
 def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str, JobState], config: SyncConfig) -> None:
@@ -186,26 +181,34 @@ def _plan_item(plan: SyncPlan, item: AlloyItem, state: JobState | None, config: 
         plan.restored += not state.scheduled
 
 
+def alloy_sync_plan(
+    *, config: SyncConfig | None = None, client: AlloyClient | None = None, on_page: PageCallback | None = None
+) -> SyncPlan:
+    """What a sync would change now, without changing or recording anything (``sync_alloy --dry-run``).
+
+    Takes no lock. Raises SyncConfigError and AlloyError directly. ``client`` overrides the one built
+    from settings (tests, benchmarks); it is not closed here.
+    """
+    config = config or SyncConfig.from_settings()
+    with _client_for(config, client) as alloy:
+        plan = SyncPlan()
+        _read_into(plan, alloy, config, on_page)
+        return plan
+
+
 def alloy_sync(
     *,
     trigger: str,
-    dry_run: bool = False,
     allow_mass_removal: bool = False,
     config: SyncConfig | None = None,
     client: AlloyClient | None = None,
     on_page: PageCallback | None = None,
 ) -> SyncOutcome:
-    """Run one sync and record it. Raises SyncAlreadyRunning if another sync holds the lock.
+    """Run one sync and record it as a SyncRun, whatever its outcome.
 
-    A dry run takes no lock and records nothing; it raises SyncConfigError and AlloyError directly.
-    ``client`` overrides the one built from settings (tests, benchmarks); it is not closed here.
+    Raises SyncAlreadyRunning (recording nothing) if another sync holds the lease. ``client``
+    overrides the one built from settings (tests, benchmarks); it is not closed here.
     """
-    if dry_run:
-        config = config or SyncConfig.from_settings()
-        with _client_for(config, client) as alloy:
-            plan = SyncPlan()
-            _read_into(plan, alloy, config, on_page)
-            return SyncOutcome(plan=plan, run=None)
     lease = _SyncLease()
     run = sync_run_start(trigger=trigger, lease=lease)
     try:

@@ -14,7 +14,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTas
 
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE, SAMPLE_FLAG_ATTRIBUTE, SAMPLE_STEPS_ATTRIBUTE
 from alloysync.models import SyncRun
-from alloysync.sync import SYNC_LEASE, SyncAlreadyRunning, alloy_sync
+from alloysync.sync import SYNC_LEASE, SyncAlreadyRunning, alloy_sync, alloy_sync_plan
 from scheduler.leases import lease_hold
 from scheduler.models import Job, JobRun, Lease
 from scheduler.runner import job_run_execute
@@ -345,9 +345,8 @@ def test_a_sync_whose_process_died_stops_blocking_once_its_lease_lapses(alloy):
 def test_a_dry_run_shows_the_plan_and_writes_nothing(alloy):
     for item in sample_items():
         alloy.put_item(item)
-    outcome = alloy_sync(trigger=SyncRun.Trigger.COMMAND, dry_run=True)
-    assert outcome.run is None
-    assert (outcome.plan.created, len(outcome.plan.errors)) == (8, 4)
+    plan = alloy_sync_plan()
+    assert (plan.created, len(plan.errors)) == (8, 4)
     assert not Job.objects.exists() and not SyncRun.objects.exists()
 
 

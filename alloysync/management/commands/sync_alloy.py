@@ -7,7 +7,7 @@ from django.db import DatabaseError
 
 from alloysync.client import AlloyError
 from alloysync.models import SyncRun
-from alloysync.sync import SyncAlreadyRunning, SyncConfigError, SyncOutcome, SyncPlan, alloy_sync
+from alloysync.sync import SyncAlreadyRunning, SyncConfigError, SyncOutcome, SyncPlan, alloy_sync, alloy_sync_plan
 
 
 class Command(BaseCommand):
@@ -23,11 +23,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, dry_run: bool, allow_mass_removal: bool, **options: Any) -> None:
         try:
+            if dry_run:
+                self._show_dry_run(alloy_sync_plan(on_page=self._progress))
+                return
             outcome = alloy_sync(
-                trigger=SyncRun.Trigger.COMMAND,
-                dry_run=dry_run,
-                allow_mass_removal=allow_mass_removal,
-                on_page=self._progress,
+                trigger=SyncRun.Trigger.COMMAND, allow_mass_removal=allow_mass_removal, on_page=self._progress
             )
         except (SyncConfigError, SyncAlreadyRunning, AlloyError) as exc:
             raise CommandError(str(exc)) from None
@@ -35,9 +35,6 @@ class Command(BaseCommand):
             raise CommandError(
                 f"the database failed during the sync; nothing was changed ({type(exc).__name__})"
             ) from None
-        if dry_run:
-            self._show_dry_run(outcome.plan)
-            return
         self._show_run(outcome)
 
     def _progress(self, pages: int, items: int) -> None:
