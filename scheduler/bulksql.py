@@ -4,14 +4,15 @@ one-statement updates of many rows to different values.
 Django's ``bulk_create`` spends about 60 µs of Python per row building model instances and adapting
 every value; in a first sync of 10,000 jobs that was most of the time (see bench/sync_bench.py,
 where COPY made the whole sync about twice as fast). Callers pass rows of plain values in the
-order of ``columns`` and must name every NOT NULL column themselves: model defaults are not applied
-here (tests/scheduler/test_bulk.py checks the column lists against the models).
+Callers pass each row as a mapping from column name to value and must give every NOT NULL column
+themselves: model defaults are not applied here (tests/scheduler/test_bulk.py checks the column
+lists against the models).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,13 @@ from django.db import connection
 from django.db.models import Model
 
 
-def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Insert ``rows`` into ``model``'s table, inside the caller's transaction."""
+def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (each a mapping of exactly ``columns`` to values) into ``model``'s table.
+
+    Runs inside the caller's transaction. Raises ValueError naming the columns if a row's keys are
+    not exactly ``columns`` (a misspelt or forgotten column must not become a silent NULL or default).
+    """
+    rows = _in_column_order(columns, rows)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     column_list = ", ".join(quote(column) for column in columns)
@@ -36,6 +42,15 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
             return
         placeholders = ", ".join(["%s"] * len(columns))
         cursor.executemany(f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})", list(rows))  # noqa: S608
+
+
+def _in_column_order(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[list[Any]]:
+    expected = set(columns)
+    for row in rows:
+        if row.keys() != expected:
+            missing, unknown = sorted(expected - row.keys()), sorted(row.keys() - expected)
+            raise ValueError(f"row for insert_rows: missing columns {missing}, unknown columns {unknown}")
+        yield [row[column] for column in columns]
 
 
 def update_column(model: type[Model], column: str, pairs: Sequence[tuple[Any, Any]], *, batch: int = 2000) -> None:

@@ -197,18 +197,18 @@ def _create_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
         return []
     stamp = db_datetime(now)
     rows = (
-        (
-            spec.name,
-            changes.source,
-            external_id,
-            spec.cron,
-            spec.timezone,
-            db_json(spec.steps_json()),
-            "",
-            "",
-            stamp,
-            stamp,
-        )
+        {
+            "name": spec.name,
+            "source": changes.source,
+            "external_id": external_id,
+            "cron": spec.cron,
+            "timezone": spec.timezone,
+            "steps": db_json(spec.steps_json()),
+            "sync_error": "",
+            "pause_note": "",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
         for external_id, spec in changes.create
     )
     insert_rows(Job, JOB_INSERT_COLUMNS, rows)
@@ -281,10 +281,21 @@ def _schedule_in_bulk(scheduled: list[_Scheduled], source: str, now: datetime) -
         return
     stamp = db_datetime(now)
     rows = (
-        (_task_name(e), RUN_JOB_TASK, crontab_of(e), json.dumps([e.job_id]), "{}", "{}",
-         _task_description(e.job_id, source, e.external_id), False, True, 0, stamp)
-        for e in new
-    )  # fmt: skip
+        {
+            "name": _task_name(entry),
+            "task": RUN_JOB_TASK,
+            "crontab_id": crontab_of(entry),
+            "args": json.dumps([entry.job_id]),
+            "kwargs": "{}",
+            "headers": "{}",
+            "description": _task_description(entry.job_id, source, entry.external_id),
+            "one_off": False,
+            "enabled": True,
+            "total_run_count": 0,
+            "date_changed": stamp,
+        }
+        for entry in new
+    )
     insert_rows(PeriodicTask, PERIODIC_TASK_INSERT_COLUMNS, rows)
     task_ids = _ids_by(PeriodicTask.objects.all(), "name", [_task_name(entry) for entry in new])
     update_column(Job, "periodic_task_id", [(entry.job_id, task_ids[_task_name(entry)]) for entry in new])

@@ -67,3 +67,12 @@ def test_bulk_update_keeps_pause_and_moves_the_schedule():
     assert (job.name, job.cron, job.periodic_task.crontab.hour) == ("Renamed", "0 5 * * *", "5")
     assert job.periodic_task.enabled is False
     assert job.periodic_task.name == f"job {job.pk}: Renamed"
+
+
+def test_a_row_with_a_misspelt_column_is_refused_by_name_and_nothing_is_written():
+    from scheduler.bulksql import insert_rows
+
+    row = {column: "" for column in JOB_INSERT_COLUMNS if column != "timezone"} | {"time_zone": "UTC"}
+    with pytest.raises(ValueError, match=r"missing columns \['timezone'\], unknown columns \['time_zone'\]"):
+        insert_rows(Job, JOB_INSERT_COLUMNS, [row])
+    assert not Job.objects.exists()
