@@ -26,7 +26,7 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Mappi
     Runs inside the caller's transaction. Raises ValueError naming the columns if a row's keys are
     not exactly ``columns`` (a misspelt or forgotten column must not become a silent NULL or default).
     """
-    rows = _in_column_order(columns, rows)
+    ordered = _in_column_order(columns, rows)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     column_list = ", ".join(quote(column) for column in columns)
@@ -37,11 +37,11 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Mappi
                 connection.wrap_database_errors,
                 cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy,
             ):
-                for row in rows:
-                    copy.write_row(row)
+                for values in ordered:
+                    copy.write_row(values)
             return
         placeholders = ", ".join(["%s"] * len(columns))
-        cursor.executemany(f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})", list(rows))  # noqa: S608
+        cursor.executemany(f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})", list(ordered))  # noqa: S608
 
 
 def _in_column_order(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[list[Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
@@ -230,7 +231,7 @@ def _update_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
     return [_Scheduled(job_id, spec.name, *known[job_id], spec) for job_id, spec in changes.update]
 
 
-def _ids_by(queryset: QuerySet, field_name: str, values: list[str]) -> dict[str, int]:
+def _ids_by(queryset: QuerySet[Any], field_name: str, values: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for start in range(0, len(values), _BATCH):
         chunk = values[start : start + _BATCH]
