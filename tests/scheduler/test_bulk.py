@@ -70,9 +70,15 @@ def test_bulk_update_keeps_pause_and_moves_the_schedule():
 
 
 def test_a_row_with_a_misspelt_column_is_refused_by_name_and_nothing_is_written():
+    from django.db import transaction
+
     from scheduler.bulksql import insert_rows
 
     row = {column: "" for column in JOB_INSERT_COLUMNS if column != "timezone"} | {"time_zone": "UTC"}
-    with pytest.raises(ValueError, match=r"missing columns \['timezone'\], unknown columns \['time_zone'\]"):
+    # As in the sync, the caller's transaction is rolled back (on PostgreSQL, mid-COPY).
+    with (
+        pytest.raises(ValueError, match=r"missing columns \['timezone'\], unknown columns \['time_zone'\]"),
+        transaction.atomic(),
+    ):
         insert_rows(Job, JOB_INSERT_COLUMNS, [row])
     assert not Job.objects.exists()
