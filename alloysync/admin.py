@@ -10,6 +10,9 @@ from alloysync.models import SyncRun
 
 # What a sync did, as counted in SyncRun; shown in the list and on each run's page.
 COUNTS = ["items_read", "created", "updated", "unchanged", "removed", "invalid", "requests"]
+# A run's page: all of it read-only, since a sync's record is history. A tuple of names, which both
+# ``fields`` and ``readonly_fields`` accept as they are typed.
+DETAIL_FIELDS = ("trigger", "status", "started_at", "finished_at", "duration", *COUNTS, "message", "invalid_items")
 
 
 @admin.register(SyncRun)
@@ -17,8 +20,8 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
     list_display = ["id", "trigger", "status", "started_at", "duration", *COUNTS, "message_short"]
     list_filter = ["status", "trigger"]
     date_hierarchy = "started_at"
-    fields = ["trigger", "status", "started_at", "finished_at", "duration", *COUNTS, "message", "invalid_items"]
-    readonly_fields = tuple(fields)
+    fields = DETAIL_FIELDS
+    readonly_fields = DETAIL_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -62,8 +62,9 @@ class SyncConfig:
 
     @classmethod
     def from_settings(cls) -> SyncConfig:
+        api_key = settings.ALLOY_API_KEY
         required = {
-            "ALLOY_API_KEY": settings.ALLOY_API_KEY,
+            "ALLOY_API_KEY": api_key,
             "ALLOY_JOB_DESIGN": settings.ALLOY_JOB_DESIGN,
             "ALLOY_CRON_ATTRIBUTE": settings.ALLOY_CRON_ATTRIBUTE,
             "ALLOY_STEPS_ATTRIBUTE": settings.ALLOY_STEPS_ATTRIBUTE,
@@ -71,7 +72,8 @@ class SyncConfig:
             "ALLOY_BASE_URL": settings.ALLOY_BASE_URL,
         }
         missing = [name for name, value in required.items() if not value]
-        if missing:
+        # An unset key is already among the missing; named again so that api_key is a str below.
+        if missing or api_key is None:
             raise SyncConfigError(f"cannot sync with Alloy: set {', '.join(missing)} (see the README's configuration)")
         if not 0 <= settings.ALLOY_MAX_REMOVAL_FRACTION <= 1:
             raise SyncConfigError(
@@ -79,7 +81,7 @@ class SyncConfig:
             )
         return cls(
             base_url=settings.ALLOY_BASE_URL,
-            api_key=settings.ALLOY_API_KEY,
+            api_key=api_key,
             query=ItemQuery(
                 design_code=settings.ALLOY_JOB_DESIGN,
                 collection=settings.ALLOY_COLLECTION,
@@ -318,7 +320,8 @@ def sync_run_start(*, trigger: str, lease: _SyncLease) -> SyncRun:
 
 
 def _finish(run: SyncRun, plan: SyncPlan, requests: int, status: str, message: str) -> SyncRun:
-    run.status, run.finished_at, run.message, run.requests = status, timezone.now(), message, requests
+    finished_at = timezone.now()
+    run.status, run.finished_at, run.message, run.requests = status, finished_at, message, requests
     run.items_read, run.unchanged, run.errors = plan.items_read, plan.unchanged, plan.errors
     run.invalid = len(plan.errors)
     applied = status == SyncRun.Status.SUCCEEDED
@@ -327,7 +330,7 @@ def _finish(run: SyncRun, plan: SyncPlan, requests: int, status: str, message: s
     run.removed = len(plan.changes.remove) if applied else 0
     run.save()
     log = logger.info if applied else logger.warning
-    seconds = run.duration.total_seconds()
+    seconds = (finished_at - run.started_at).total_seconds()  # run.duration, which is set once finished
     # LogRecord owns "created": the counts go out under names of their own.
     counted = ("items_read", "created", "updated", "unchanged", "removed", "invalid")
     counts = {f"sync_{name}": getattr(run, name) for name in counted}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -16,11 +18,14 @@ from django.utils.html import format_html
 
 from scheduler import services
 from scheduler.cron import CronError, describe_cron, next_fire
-from scheduler.jobspec import JobSpecError, job_spec_build, steps_as_text
+from scheduler.jobspec import JobSpec, JobSpecError, job_spec_build, steps_as_text
 from scheduler.models import Job, JobRun, StepRun
 
+# What get_fields returns, as django-stubs types it: field names, or groups of names shown on one line.
+FieldGroups = list[str | list[str] | tuple[str, ...]]
 
-class JobForm(forms.ModelForm):
+
+class JobForm(forms.ModelForm[Job]):
     steps_text = forms.CharField(
         label="Steps",
         widget=forms.Textarea(attrs={"rows": 6, "cols": 90, "style": "font-family: monospace"}),
@@ -36,10 +41,11 @@ class JobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["steps_text"].initial = steps_as_text(self.instance.steps)
-        self.spec = None
+        self.spec: JobSpec | None = None  # built by clean() once the fields are valid
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns, without the None its stub allows
         if self.errors:
             return cleaned
         try:
@@ -61,7 +67,7 @@ class PauseForm(forms.Form):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(admin.ModelAdmin[Job]):
     form = JobForm
     list_display = [
         "name",
@@ -105,8 +111,8 @@ class JobAdmin(admin.ModelAdmin):
             )
         )
 
-    def get_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
-        editable = ["name", "cron", "timezone", "steps_text", "pause_note"]
+    def get_fields(self, request: HttpRequest, obj: Job | None = None) -> FieldGroups:
+        editable: FieldGroups = ["name", "cron", "timezone", "steps_text", "pause_note"]
         if obj is None:
             return editable[:4]
         if obj.source == Job.Source.ALLOY:
@@ -119,16 +125,21 @@ class JobAdmin(admin.ModelAdmin):
             return ["name", "cron", "timezone", "steps_display", *self.readonly_fields]
         return self.readonly_fields
 
-    def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Job]]:
         if obj is not None and obj.source == Job.Source.ALLOY:
             kwargs["form"] = forms.ModelForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm[Job], change: bool) -> None:
         if obj.source == Job.Source.ALLOY:
             obj.save(update_fields=["pause_note", "updated_at"])
-        else:
-            services.job_save(job=obj, spec=form.spec)
+            return
+        # get_form gives a local job a JobForm, and only a valid one is saved: its clean() built the spec.
+        if not isinstance(form, JobForm) or form.spec is None:
+            raise TypeError(f"a local job is saved from a valid JobForm, not {type(form).__name__}")
+        services.job_save(job=obj, spec=form.spec)
 
     @admin.display(description="Schedule in words")
     def cron_description(self, job: Job) -> str:
@@ -153,12 +164,15 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last run")
     def last_run(self, job: Job) -> str:
-        run_id = getattr(job, "last_run_id", None)
+        # Annotations from get_queryset, which the model's type does not have: read by name.
+        run_id: int | None = getattr(job, "last_run_id", None)
         if run_id is None:
             return "never"
+        status: str | None = getattr(job, "last_run_status", None)
+        created_at: datetime | None = getattr(job, "last_run_at", None)
         url = reverse("admin:scheduler_jobrun_change", args=[run_id])
-        when = timezone.localtime(job.last_run_at).strftime("%Y-%m-%d %H:%M")
-        return format_html('<a href="{}">{}</a> {}', url, job.last_run_status, when)
+        when = timezone.localtime(created_at).strftime("%Y-%m-%d %H:%M")
+        return format_html('<a href="{}">{}</a> {}', url, status, when)
 
     @admin.display(description="Runs")
     def runs_link(self, job: Job) -> str:
@@ -191,7 +205,7 @@ class JobAdmin(admin.ModelAdmin):
             "jobs": scheduled,
             "form": form,
             "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/scheduler/job/pause_confirmation.html", context)
 
@@ -210,12 +224,21 @@ class JobAdmin(admin.ModelAdmin):
         )
 
 
-class StepRunInline(admin.TabularInline):
+# Run history is never edited: every field shown is read-only. Tuples of names, which both ``fields``
+# and ``readonly_fields`` accept as they are typed.
+STEP_RUN_FIELDS = ("position", "function", "kwargs", "status", "started_at", "finished_at", "result", "error_display")
+JOB_RUN_FIELDS = (
+    *("job", "trigger", "status", "created_at", "started_at", "finished_at"),
+    *("heartbeat_at", "worker", "error"),
+)
+
+
+class StepRunInline(admin.TabularInline[StepRun, JobRun]):
     model = StepRun
     extra = 0
     can_delete = False
-    fields = ["position", "function", "kwargs", "status", "started_at", "finished_at", "result", "error_display"]
-    readonly_fields = fields
+    fields = STEP_RUN_FIELDS
+    readonly_fields = STEP_RUN_FIELDS
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -226,15 +249,15 @@ class StepRunInline(admin.TabularInline):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(admin.ModelAdmin[JobRun]):
     list_display = ["id", "job", "trigger", "status", "created_at", "started_at", "finished_at", "duration", "worker"]
     list_filter = ["status", "trigger", ("job", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["job__name", "job__external_id"]
     list_select_related = ["job"]
     date_hierarchy = "created_at"
     inlines = [StepRunInline]
-    fields = ["job", "trigger", "status", "created_at", "started_at", "finished_at", "heartbeat_at", "worker", "error"]
-    readonly_fields = fields
+    fields = JOB_RUN_FIELDS
+    readonly_fields = JOB_RUN_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -126,12 +126,15 @@ def _parse_field(rule: _FieldRule, text: str, expression: str) -> set[int]:
         parsed = rule.cronsim_field.parse(text.upper())
     except (CronSimError, ValueError):
         raise CronError(f"cron {expression!r}: {rule.label} {text!r} {_why_field_is_invalid(rule, text)}") from None
-    if not all(isinstance(value, int) and rule.low <= value <= rule.high for value in parsed):
-        raise CronError(
-            f"cron {expression!r}: {rule.label} {text!r} uses a non-standard extension (L, W or #) "
-            "that Celery cannot schedule"
-        )
-    return {0 if rule.label == "day-of-week" and value == 7 else value for value in parsed}
+    values: set[int] = set()
+    for value in parsed:
+        if not isinstance(value, int) or not rule.low <= value <= rule.high:
+            raise CronError(
+                f"cron {expression!r}: {rule.label} {text!r} uses a non-standard extension (L, W or #) "
+                "that Celery cannot schedule"
+            )
+        values.add(0 if rule.label == "day-of-week" and value == 7 else value)
+    return values
 
 
 def _why_field_is_invalid(rule: _FieldRule, text: str) -> str:

@@ -70,8 +70,11 @@ class UnknownHealthCheck(LookupError):
     pass
 
 
-def run_health_checks(names: list[str] | None = None) -> tuple[bool, dict[str, dict[str, object]]]:
-    """Run the named checks (default: all); healthy only if every one passes."""
+def run_health_checks(names: list[str] | None = None) -> tuple[bool, dict[str, str | dict[str, object]]]:
+    """Run the named checks (default: all); healthy only if every one passes.
+
+    The report holds ``checked_at`` (ISO time) and each check's result under its name.
+    """
     checks = dict(_checks)
     unknown = set(names or ()) - checks.keys()
     if unknown:

@@ -186,8 +186,10 @@ def _registry_error(step: Step) -> str | None:
 
 def steps_as_text(steps: list[JSONObject]) -> str:
     """The one-step-a-line form of stored steps, as operators type them in the admin."""
-    lines = []
+    lines: list[str] = []
     for step in steps:
         kwargs = step.get("kwargs") or {}
-        lines.append(f"{step['function']} {json.dumps(kwargs)}" if kwargs else step["function"])
+        # A stored step's function is a name (checked when saved): str() changes nothing but the type.
+        function = str(step["function"])
+        lines.append(f"{function} {json.dumps(kwargs)}" if kwargs else function)
     return "\n".join(lines)

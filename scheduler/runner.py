@@ -139,7 +139,9 @@ def _claim(run: JobRun, worker: str) -> RunClaim:
 def _create_step_runs(run: JobRun, steps: list[JSONObject]) -> list[StepRun]:
     # The job's steps are copied into the run, so history shows what actually ran even after edits.
     return StepRun.objects.bulk_create(
-        StepRun(run=run, position=position, function=step["function"], kwargs=step.get("kwargs") or {})
+        # str(): a stored step's function is a name (checked when the job was saved); a CharField
+        # would store str() of anything else all the same.
+        StepRun(run=run, position=position, function=str(step["function"]), kwargs=step.get("kwargs") or {})
         for position, step in enumerate(steps, start=1)
     )
 
@@ -248,7 +250,8 @@ def json_safe_result(value: object) -> JSONValue:
     size = len(text.encode())
     if size > limit:
         return {"truncated": True, "bytes": size, "preview": text[: limit // 2]}
-    return json.loads(text)
+    safe: JSONValue = json.loads(text)  # text was dumped just above, so it loads as JSON values
+    return safe
 
 
 @contextmanager

@@ -1,10 +1,11 @@
 """Celery tasks: thin interfaces that load by id and call the runner."""
 
 import logging
+import math
 import os
 from datetime import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from scheduler.models import RUN_JOB_TASK, Job, JobRun
@@ -15,10 +16,18 @@ logger = logging.getLogger(__name__)
 # The runner stops an over-long step itself (JOB_TIME_LIMIT); this hard limit is the backstop for a
 # step stuck where a signal cannot reach it. The killed run is then reaped as "worker lost".
 _HARD_TIME_LIMIT_GRACE = 60
+# Whole seconds, as Celery's time_limit is typed; rounded up so a fractional JOB_TIME_LIMIT never
+# brings the backstop closer than the grace.
+_HARD_TIME_LIMIT = math.ceil(settings.JOB_TIME_LIMIT) + _HARD_TIME_LIMIT_GRACE
 
 
-@shared_task(name=RUN_JOB_TASK, bind=True, time_limit=settings.JOB_TIME_LIMIT + _HARD_TIME_LIMIT_GRACE)
-def run_job(self, job_id: int, run_id: int | None = None, due_at: str | None = None) -> str | None:
+@shared_task(name=RUN_JOB_TASK, bind=True, time_limit=_HARD_TIME_LIMIT)
+def run_job(
+    self: Task[[int, int | None, str | None], str | None],
+    job_id: int,
+    run_id: int | None = None,
+    due_at: str | None = None,
+) -> str | None:
     """Run a job's steps. Beat sends ``job_id`` and the ``due_at`` it is for; "run now" its ``run_id``."""
     job = Job.objects.select_related("periodic_task").filter(pk=job_id).first()
     if job is None:

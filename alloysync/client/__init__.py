@@ -14,7 +14,7 @@ exponentially with jitter; each wait and the total time spent retrying are cappe
 - ``policy``: the rate-limit and retry policy.
 - ``client``: ``AlloyClient``, the calls themselves.
 
-What we know of the API (and what is only assumed) is in ``/work/shared/alloy-api.md``.
+What we know of the API (and what is only assumed) is in ``docs/alloy-api.md``.
 """
 
 from alloysync.client.aqs import ItemQuery, build_count_aqs, build_query_aqs

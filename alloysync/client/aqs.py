@@ -1,7 +1,7 @@
 """The AQS bodies alloysync sends: one query window of a design's items, and their count.
 
 AQS is Alloy's JSON query language: a root node (``Query``, ``StatisticsAggregation``) whose single
-child is a condition tree. ``count_from_answer`` reads the count back. See ``/work/shared/alloy-api.md``.
+child is a condition tree. ``count_from_answer`` reads the count back. See ``docs/alloy-api.md``.
 """
 
 from __future__ import annotations

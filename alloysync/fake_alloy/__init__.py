@@ -1,7 +1,7 @@
 """A fake Alloy: the subset of Alloy's REST API that alloysync uses, served on a real loopback socket.
 
 Tests, benchmarks and the demo talk to it instead of Alloy (which nothing here can reach). It follows
-``/work/shared/alloy-api.md``: Bearer auth, AQS queries with 1-based pages refused beyond 100, the
+``docs/alloy-api.md``: Bearer auth, AQS queries with 1-based pages refused beyond 100, the
 statistics count, item read and edit with signature checks, Alloy's error body, and rate-limit
 headers. ``server.faults`` injects latency, 5xx, 429, hangs and malformed or broken-off pages while
 it runs.

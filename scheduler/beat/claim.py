@@ -71,18 +71,26 @@ def schedule_claim_due(*, now: datetime, horizon: datetime, catchup_window: time
             .filter(next_due_at__lte=horizon)
             .order_by("next_due_at")[:limit]
         )
-        due = [state for state in states if state.next_due_at <= now]
-        ahead = [state.next_due_at for state in states if state.next_due_at > now]
+        due_times = [(state, _claimed_due_at(state)) for state in states]
+        due = [(state, due_at) for state, due_at in due_times if due_at <= now]
+        ahead = [due_at for _, due_at in due_times if due_at > now]
         plan = _ClaimPlan(now, catchup_window)
-        for state in due:
+        for state, due_at in due:
             try:
-                plan.add(state.periodic_task, state.next_due_at)
+                plan.add(state.periodic_task, due_at)
             except (ValueError, TypeError, KeyError, IndexError):
                 # A row beat cannot read (say, malformed args) must not block everything due after it.
                 logger.exception("periodic task %s cannot be scheduled; unscheduling it", state.pk)
                 plan.unscheduled.append(state.pk)
         plan.write()
     return Claim(plan.dispatches, len(plan.skipped_runs), len(states) == limit and not ahead, min(ahead, default=None))
+
+
+def _claimed_due_at(state: ScheduleState) -> datetime:
+    """The due time of a row claimed by ``next_due_at <= horizon``, which an empty one never matches."""
+    if state.next_due_at is None:
+        raise RuntimeError(f"schedule state {state.pk} was claimed without a due time")
+    return state.next_due_at
 
 
 class _ClaimPlan:

@@ -31,7 +31,8 @@ _INTERVAL_PERIODS = {"days", "hours", "minutes", "seconds", "microseconds"}
 
 def schedule_cursor() -> datetime | None:
     """The newest change already picked up: where a starting beat resumes following changes."""
-    return ScheduleState.objects.aggregate(newest=Max("task_changed_at"))["newest"]
+    newest: datetime | None = ScheduleState.objects.aggregate(newest=Max("task_changed_at"))["newest"]
+    return newest
 
 
 def schedule_pick_up_changes(
@@ -68,7 +69,7 @@ def schedule_pick_up_changes(
 
 
 def _due_after_change(task: PeriodicTask, now: datetime) -> datetime | None:
-    current = getattr(task, "schedule_state", None)
+    current: ScheduleState | None = getattr(task, "schedule_state", None)  # the reverse one-to-one, if any
     if task.enabled and current and current.next_due_at and current.next_due_at <= now:
         # Due and not yet claimed when the row changed (say, renamed by a sync): it still runs.
         return current.next_due_at

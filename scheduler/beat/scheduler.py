@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.beat import Scheduler
+from celery.beat import ScheduleEntry, Scheduler
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -67,9 +67,19 @@ class JobScheduler(Scheduler):
         for name, entry in self.app.conf.beat_schedule.items():
             ModelEntry.from_entry(name, app=self.app, **entry)
 
+    # celery-types declares ``schedule`` a plain attribute; in Celery it is a property (get/set
+    # ``self.data``), and this one is read-only on purpose: nothing is ever put in it.
     @property
-    def schedule(self) -> dict[str, Any]:
+    def schedule(self) -> dict[str, ScheduleEntry]:  # type: ignore[override]
         return {}  # nothing is held in memory: the database is the schedule
+
+    @property
+    def _max_sleep(self) -> float:
+        """``max_interval``: Celery's ``__init__`` always sets it (the argument, beat_max_loop_interval
+        or Scheduler's 300 s default); only the argument is ever None, which the stub does not tell."""
+        if self.max_interval is None:
+            raise RuntimeError("beat's max_interval is unset; Scheduler.__init__ was not run")
+        return self.max_interval
 
     @property
     def info(self) -> str:
@@ -84,14 +94,14 @@ class JobScheduler(Scheduler):
         # One connection for the life of beat (no per-tick reconnect); a failed one is replaced.
         try:
             if not self._hold_lease():
-                return min(self.max_interval, settings.BEAT_LEASE_TTL / 3)
+                return min(self._max_sleep, settings.BEAT_LEASE_TTL / 3)
             return self._dispatch_due()
         except DatabaseError:
             # The database restarts or fails over: send nothing blind, reconnect and try again.
             logger.exception("beat %s cannot reach the database; retrying", self.holder)
             self.is_leader = False
             connection.close()
-            return self.max_interval
+            return self._max_sleep
 
     def _dispatch_due(self) -> float:
         now = timezone.now()
@@ -111,7 +121,7 @@ class JobScheduler(Scheduler):
             return 0  # more changed rows wait; due times come after they are all known
         claim = schedule_claim_due(
             now=now,
-            horizon=now + timedelta(seconds=self.max_interval),
+            horizon=now + timedelta(seconds=self._max_sleep),
             catchup_window=timedelta(seconds=settings.JOB_CATCHUP_WINDOW),
             limit=self.batch_size,
         )
@@ -121,8 +131,8 @@ class JobScheduler(Scheduler):
         if claim.more_due:
             return 0
         if claim.next_due_at is None:
-            return self.max_interval
-        return max(0.0, min(self.max_interval, (claim.next_due_at - timezone.now()).total_seconds()))
+            return self._max_sleep
+        return max(0.0, min(self._max_sleep, (claim.next_due_at - timezone.now()).total_seconds()))
 
     def _send(self, dispatches: list[Dispatch]) -> None:
         if not dispatches:

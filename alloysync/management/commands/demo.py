@@ -176,7 +176,8 @@ def _spawn(command: list[str], log_path: Path, environment: dict[str, str]) -> s
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]  # an IPv4 address is (host, port)
+        return port
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -194,7 +195,16 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) 
 def _check_alive(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
     for process in processes:
         if process.poll() is not None:
-            raise CommandError(f"{' '.join(process.args[1:4])} exited with status {process.returncode}; see {logs}/")
+            raise CommandError(f"{_command_words(process)} exited with status {process.returncode}; see {logs}/")
+
+
+def _command_words(process: subprocess.Popen[bytes]) -> str:
+    """The words that name a child (``manage.py fake_alloy --port``, ``-m celery -A``)."""
+    command = process.args
+    # Popen also takes a single string or path; _spawn always passes a list of strings.
+    if not isinstance(command, list):
+        raise TypeError(f"expected the argument list _spawn starts children with, got {command!r}")
+    return " ".join(os.fsdecode(word) for word in command[1:4])
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The fake Alloy's items: paging, counts, reads and edits with signatures, as alloy-api.md says."""
+"""The fake Alloy's items: paging, counts, reads and edits with signatures, as docs/alloy-api.md says."""
 
 from __future__ import annotations
 
