@@ -1,30 +1,19 @@
-"""Shared fixtures: job factories, and real Celery processes for end-to-end tests."""
+"""Fixtures shared by every test folder: job factories, real Celery processes, a fake Alloy."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.utils import timezone
 
 from alloysync.fake_alloy import FakeAlloyServer, sample_alloy_settings
 from config import celery_app
 from scheduler.jobspec import job_spec_build
 from scheduler.models import Job
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ALLOY_TEST_KEY = "7c1e4b2a-9d3f-4a6b-8c5d-2e1f0a9b8c7d"
+from tests.helpers import ALLOY_TEST_KEY, CeleryProcesses
 
 
 @pytest.fixture
@@ -46,76 +35,6 @@ def make_job(db: None) -> Callable[..., Job]:
     return make
 
 
-def _uses_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-
-
-def _uses_networked_broker() -> bool:
-    return settings.CELERY_BROKER_URL.split(":", 1)[0] in {"redis", "rediss", "amqp", "pyamqp"}
-
-
-requires_services = pytest.mark.skipif(
-    not (_uses_postgres() and _uses_networked_broker()),
-    reason="needs PostgreSQL and a networked broker: set DATABASE_URL=postgres://... and "
-    "CELERY_BROKER_URL=redis://... (as .ci/run does)",
-)
-
-
-def database_url_for_children() -> str:
-    """A DATABASE_URL for child processes that points at pytest's test database."""
-    db = settings.DATABASES["default"]
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    credentials = f"{user}{password}@" if user else ""
-    return f"postgres://{credentials}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-class CeleryProcesses:
-    """Real ``celery worker`` / ``celery beat`` processes sharing the test database and a private queue."""
-
-    def __init__(self, tmp_path: Path, queue: str) -> None:
-        self.tmp_path = tmp_path
-        self.queue = queue
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url_for_children(),
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "CELERY_QUEUE": queue,
-            "JOB_HEARTBEAT_INTERVAL": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def start(self, kind: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log_path = self.tmp_path / f"{kind}-{len(self.processes)}.log"
-        command = [sys.executable, "-m", "celery", "-A", "config", kind, "--loglevel=INFO", *extra]
-        if kind == "worker":
-            command += ["-Q", self.queue, "-n", f"{self.queue}-{len(self.processes)}@%h", "--without-mingle"]
-        if kind == "beat":
-            command += ["--pidfile=", "--max-interval=2", "-s", str(self.tmp_path / "beat-schedule")]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, cwd=PROJECT_DIR, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
-            )
-        self.processes.append((process, log_path))
-        return process
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')}" for _, path in self.processes)
-
-    def stop_all(self) -> None:
-        for process, _ in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process, _ in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
 def celery_processes(transactional_db: None, tmp_path: Path) -> Iterator[CeleryProcesses]:
     queue = f"alloysync-test-{uuid.uuid4().hex[:8]}"
@@ -129,33 +48,8 @@ def celery_processes(transactional_db: None, tmp_path: Path) -> Iterator[CeleryP
         celery_app.conf.task_default_queue = previous_queue
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.25, describe: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with ``describe`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {describe or condition}")
-
-
 @pytest.fixture
 def alloy_env() -> Iterator[tuple[FakeAlloyServer, dict[str, str]]]:
     """A fake Alloy in this process, and the ALLOY_* environment for child processes to use it."""
     with FakeAlloyServer(api_key=ALLOY_TEST_KEY) as server:
         yield server, {**sample_alloy_settings(server.url, ALLOY_TEST_KEY), "ALLOY_SYNC_INTERVAL": "5"}
-
-
-def sleep_until(moment: datetime) -> None:
-    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
-
-
-def next_minute(after: datetime) -> datetime:
-    return (after + timedelta(minutes=1)).replace(second=0, microsecond=0)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import PROJECT_DIR
+from tests.helpers import PROJECT_DIR
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from tests.conftest import PROJECT_DIR
+from tests.helpers import PROJECT_DIR
 
 
 @pytest.mark.django_db

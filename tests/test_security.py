@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tests.conftest import PROJECT_DIR
+from tests.helpers import PROJECT_DIR
 
 pytestmark = pytest.mark.django_db
 

@@ -64,7 +64,7 @@ def test_the_real_command_exits_1_on_failure(make_job, transactional_db):
 
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         pytest.skip("the child process cannot see an in-memory SQLite test database; runs on PostgreSQL")
-    from tests.conftest import PROJECT_DIR, database_url_for_children
+    from tests.helpers import PROJECT_DIR, database_url_for_children
 
     job = make_job(steps='examples.fail {"message": "boom"}')
     result = subprocess.run(

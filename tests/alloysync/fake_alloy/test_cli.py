@@ -17,10 +17,10 @@ from django.core.management.base import BaseCommand
 
 from alloysync.fake_alloy import SAMPLE_ITEMS_PATH, TITLE_ATTRIBUTE, cli, make_item
 from alloysync.management.commands.fake_alloy import Command
+from tests.helpers import PROJECT_DIR
 
 pytestmark = pytest.mark.timeout(60)
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
 # "  --port PORT   port to listen on": the option, then (after two spaces or on later lines) its help.
 OPTION_LINE = re.compile(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$")
 

@@ -13,7 +13,7 @@ from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE
 from alloysync.models import SyncRun
 from scheduler.models import Job, JobRun
 from tests.alloysync.helpers import job_item
-from tests.conftest import next_minute, requires_services, sleep_until, wait_for
+from tests.helpers import next_minute, requires_services, sleep_until, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, free_port, wait_for
+from tests.helpers import PROJECT_DIR, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connections
 
 from scheduler.models import Job, JobRun
-from tests.conftest import requires_services, wait_for
+from tests.helpers import requires_services, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -9,7 +9,7 @@ from django_celery_beat.models import PeriodicTask
 from config import celery_app
 from scheduler.models import JobRun, StepRun
 from scheduler.services import job_run_now
-from tests.conftest import requires_services, wait_for
+from tests.helpers import requires_services, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.timeout(180)]
 

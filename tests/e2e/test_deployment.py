@@ -13,7 +13,7 @@ from django.utils import timezone
 from alloysync.models import SyncRun
 from scheduler.models import Job, JobRun, Lease
 from tests.alloysync.helpers import job_item
-from tests.conftest import next_minute, requires_services, sleep_until, wait_for
+from tests.helpers import next_minute, requires_services, sleep_until, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.slow]
 
