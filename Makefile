@@ -29,6 +29,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/runner_overhead.py $(RUNNER_BENCH_ARGS)
+	$(BIN)/python bench/cron_bench.py $(CRON_BENCH_ARGS)
 	$(BIN)/python bench/sync_bench.py $(SYNC_BENCH_ARGS)
 	$(BIN)/python bench/beat_bench.py $(BEAT_BENCH_ARGS)
 	$(BIN)/python bench/load_bench.py $(LOAD_BENCH_ARGS)

@@ -1,33 +1,24 @@
-"""Cron expressions: validation with messages that name the field and value, and cron maths.
+"""Cron expressions read and checked: messages that name the field and value, the fields Celery
+stores, and the value sets the firing rules work on.
 
-Parsing and firing follow Debian cron's rules through cronsim; what is stored for beat is checked
-against Celery's own crontab parser, so the schedule beat runs is the schedule the user wrote.
-
-``next_fire`` and ``latest_fire`` are the one answer to "when does this fire?", for the admin, beat
-and catch-up alike. Times are read in the job's zone, daylight saving time included:
-
-- A job at a particular time (specific minute and hour, e.g. ``30 1 * * *``) whose local time is
-  skipped by a spring-forward jump runs once, right after the jump; one whose local time occurs
-  twice at fall-back runs once, at the first occurrence.
-- A job with ``*`` or a step in its minute or hour field runs by the clock as it reads after the
-  change: no run in the hour that does not exist, and runs in both copies of the repeated hour
-  (an hourly job still runs every real hour).
+The fields are read here, as Vixie and Debian cron read them (crontab(5)): cronsim's field parser
+reads a one-value range with a step (``5-5/2``) as "5 to the end, every 2", so it is not used. What is
+stored for beat is checked against Celery's own crontab parser, so the schedule beat runs is the
+schedule the user wrote.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab_parser
 from cron_descriptor import ExpressionDescriptor
-from cronsim import CronSim, CronSimError
-from cronsim.cronsim import Field
+
+from scheduler.cron.firing import FieldSets, NeverFires, next_real, real_minutes
 
 if TYPE_CHECKING:
     from django_celery_beat.models import CrontabSchedule
@@ -46,7 +37,6 @@ MACROS = {
 @dataclass(frozen=True)
 class _FieldRule:
     label: str
-    cronsim_field: Field
     low: int
     high: int
     names: tuple[str, ...] = ()
@@ -59,11 +49,11 @@ class _FieldRule:
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _RULES = (
-    _FieldRule("minute", Field.MINUTE, 0, 59),
-    _FieldRule("hour", Field.HOUR, 0, 23),
-    _FieldRule("day-of-month", Field.DAY, 1, 31),
-    _FieldRule("month", Field.MONTH, 1, 12, _MONTH_NAMES),
-    _FieldRule("day-of-week", Field.DOW, 0, 7, _DAY_NAMES),
+    _FieldRule("minute", 0, 59),
+    _FieldRule("hour", 0, 23),
+    _FieldRule("day-of-month", 1, 31),
+    _FieldRule("month", 1, 12, _MONTH_NAMES),
+    _FieldRule("day-of-week", 0, 7, _DAY_NAMES),
 )
 
 
@@ -116,25 +106,58 @@ def parse_cron(expression: str) -> CrontabFields:
             f"{day_of_week!r}; cron runs when either matches but Celery only when both do, so this is "
             "ambiguous: restrict one of them and use '*' for the other"
         )
-    _check_it_fires(parts, expression)
+    field_sets(expression)  # refuses one that never fires
     celery_fields = [_celery_field(rule, part, value) for rule, part, value in zip(_RULES, parts, values, strict=True)]
     return CrontabFields(*celery_fields)
 
 
+# Quartz-style extensions some crons accept (last day, nearest weekday, nth weekday); Vixie's does not.
+_EXTENSION = re.compile(r"(\d*L|\d+W|LW|.*#.*)", re.IGNORECASE)
+
+
 def _parse_field(rule: _FieldRule, text: str, expression: str) -> set[int]:
+    """The values one field allows (Sunday as 0), or CronError naming the field and what is wrong."""
+    if any(_EXTENSION.fullmatch(term) for term in re.split(r"[,/-]", text)):
+        raise CronError(
+            f"cron {expression!r}: {rule.label} {text!r} uses a non-standard extension (L, W or #) "
+            "that Celery cannot schedule"
+        )
     try:
-        parsed = rule.cronsim_field.parse(text.upper())
-    except (CronSimError, ValueError):
+        values = set().union(*(_term_values(rule, term) for term in text.split(",")))
+    except ValueError:
         raise CronError(f"cron {expression!r}: {rule.label} {text!r} {_why_field_is_invalid(rule, text)}") from None
-    values: set[int] = set()
-    for value in parsed:
-        if not isinstance(value, int) or not rule.low <= value <= rule.high:
-            raise CronError(
-                f"cron {expression!r}: {rule.label} {text!r} uses a non-standard extension (L, W or #) "
-                "that Celery cannot schedule"
-            )
-        values.add(0 if rule.label == "day-of-week" and value == 7 else value)
-    return values
+    return {0 if rule.label == "day-of-week" and value == 7 else value for value in values}
+
+
+def _term_values(rule: _FieldRule, term: str) -> range:
+    """One comma-separated term: ``*``, ``n``, ``a-b``, each optionally ``/step`` (``n/step`` runs from
+    ``n`` to the field's end, as cronsim and Celery read it). Raises ValueError."""
+    span, slash, step_text = term.partition("/")
+    step = int(step_text) if slash and _is_number(step_text) else (1 if not slash else 0)
+    if step < 1:
+        raise ValueError(term)
+    if span == "*":
+        return range(rule.low, rule.high + 1, step)
+    first_text, dash, last_text = span.partition("-")
+    first = _value(rule, first_text)
+    last = _value(rule, last_text) if dash else (rule.high if slash else first)
+    if last < first:
+        raise ValueError(term)
+    return range(first, last + 1, step)
+
+
+def _is_number(text: str) -> bool:
+    # ASCII only: int() also reads other scripts' digits (Arabic-Indic ones, say), which no cron accepts.
+    return text.isascii() and text.isdigit()
+
+
+def _value(rule: _FieldRule, text: str) -> int:
+    if _is_number(text) and rule.low <= int(text) <= rule.high:
+        return int(text)
+    if text.lower() in rule.names:
+        # Months count from 1, weekdays from 0 (Sunday).
+        return rule.names.index(text.lower()) + (1 if rule.label == "month" else 0)
+    raise ValueError(text)
 
 
 def _why_field_is_invalid(rule: _FieldRule, text: str) -> str:
@@ -152,15 +175,6 @@ def _why_field_is_invalid(rule: _FieldRule, text: str) -> str:
         if int(start) > int(end):
             return f"has a backwards range {start}-{end}"
     return f"is not valid: use {rule.describe_allowed()}, '*', lists (1,2), ranges (1-5) and steps (*/15)"
-
-
-def _check_it_fires(parts: list[str], expression: str) -> None:
-    try:
-        next_fire(" ".join(parts), "UTC", datetime(2000, 1, 1, tzinfo=UTC))
-    except CronError:
-        raise CronError(
-            f"cron {expression!r}: never fires: day-of-month {parts[2]!r} does not occur in month {parts[3]!r}"
-        ) from None
 
 
 def _celery_field(rule: _FieldRule, text: str, values: set[int]) -> str:
@@ -191,42 +205,37 @@ def crontab_expression(fields: CrontabFields | CrontabSchedule) -> str:
     return f"{fields.minute} {fields.hour} {fields.day_of_month} {fields.month_of_year} {fields.day_of_week}"
 
 
-def next_fire(expression: str, zone: str, after: datetime) -> datetime:
-    """The first time strictly after ``after`` (aware) at which ``expression`` fires, read in ``zone``.
+@functools.lru_cache(maxsize=4096)
+def field_sets(expression: str) -> FieldSets:
+    """The values each field allows, and cron's two flags, for the firing rules.
 
-    ``expression`` is five cron fields or a macro (``@daily``); ``zone`` an IANA name. Returns an aware
-    datetime in UTC. Raises CronError if the expression or zone cannot be used, or if it never fires
-    (an expression parse_cron accepted always fires).
+    Unlike ``parse_cron`` this accepts what Celery's crontab rows may hold but the service refuses
+    from users (both day fields restricted: cron's OR applies), since beat fires whatever rows exist.
+    Raises CronError naming the field and value for an expression cron cannot read, or one that
+    never fires.
     """
+    parts = expand_macro(expression).split() if isinstance(expression, str) else []
+    if len(parts) != len(_RULES):
+        raise CronError(f"cron {expression!r}: expected 5 fields (minute hour day-of-month month day-of-week)")
+    minutes, hours, days, months, weekdays = (
+        _parse_field(rule, part, expression) for rule, part in zip(_RULES, parts, strict=True)
+    )
+    fields = FieldSets(
+        minutes=tuple(sorted(minutes)),
+        hours=tuple(sorted(hours)),
+        days=frozenset(days),
+        months=frozenset(months),
+        weekdays=frozenset(weekdays),
+        # Vixie cron: a day field starting with "*" makes the two day fields AND, otherwise OR.
+        days_and=parts[2].startswith("*") or parts[4].startswith("*"),
+        # Vixie cron's MIN_STAR / HR_STAR: such jobs follow the wall clock across a clock change.
+        wildcard=parts[0].startswith("*") or parts[1].startswith("*"),
+    )
     try:
-        return next(_fire_times(expression, zone, after)).astimezone(UTC)
-    except (StopIteration, OverflowError):  # cronsim gives up after 50 years, or at the end of the calendar
-        raise CronError(f"cron {expression!r}: never fires after {after:%Y-%m-%d %H:%M} UTC") from None
-
-
-def latest_fire(expression: str, zone: str, at_or_before: datetime) -> datetime | None:
-    """The last time at or before ``at_or_before`` (aware) at which ``expression`` fires, in ``zone``.
-
-    For runs missed while beat was down. Returns an aware datetime in UTC, or None if it never fired.
-    Raises CronError if the expression or zone cannot be used.
-    """
-    # cronsim's reverse walk starts strictly before its start: nudge past an exact match (cron has
-    # whole minutes, so dropping the microseconds cannot skip a fire time).
-    start = (at_or_before + timedelta(seconds=1)).replace(microsecond=0)
-    try:
-        return next(_fire_times(expression, zone, start, reverse=True)).astimezone(UTC)
-    except (StopIteration, OverflowError):  # none in the 50 years before, or before the calendar starts
-        return None
-
-
-def _fire_times(expression: str, zone: str, start: datetime, *, reverse: bool = False) -> Iterator[datetime]:
-    """Fire times after (or, ``reverse``, before) ``start``, aware, in ``zone``: the one place cronsim
-    does cron maths, so its daylight-saving rules (Debian cron's) apply alike to the admin and beat."""
-    try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CronError(f"time zone {zone!r} is not a known IANA zone name") from None
-    try:
-        return CronSim(expand_macro(expression), start.astimezone(tz), reverse=reverse)
-    except CronSimError as exc:
-        raise CronError(f"cron {expression!r}: {exc}") from None
+        # From a leap year in UTC: every possible day of the year comes up within the search.
+        next_real(fields, "UTC", real_minutes(datetime(2000, 1, 1, tzinfo=UTC)))
+    except NeverFires:
+        raise CronError(
+            f"cron {expression!r}: never fires: day-of-month {parts[2]!r} does not occur in month {parts[3]!r}"
+        ) from None
+    return fields
