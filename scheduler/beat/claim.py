@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,12 +18,15 @@ from django.db import transaction
 from django.db.models import F
 from django_celery_beat.models import PeriodicTask
 
-from scheduler.beat.pickup import interval_length, next_due
+from scheduler.beat.pickup import interval_length, next_due_after
 from scheduler.bulksql import update_column
 from scheduler.cron import CronError, crontab_expression, latest_fire, next_fire
 from scheduler.models import RUN_JOB_TASK, JobRun, ScheduleState
 
 logger = logging.getLogger(__name__)
+
+# Seconds one claim may spend deciding; what is left stays due, and beat ticks again at once.
+CLAIM_BUDGET = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,17 @@ class Claim:
     next_due_at: datetime | None  # the earliest due time still ahead, within the horizon
 
 
-def schedule_claim_due(*, now: datetime, horizon: datetime, catchup_window: timedelta, limit: int = 500) -> Claim:
+def schedule_claim_due(
+    *, now: datetime, horizon: datetime, catchup_window: timedelta, limit: int = 500, budget: float = CLAIM_BUDGET
+) -> Claim:
     """Claim the tasks due by ``now`` and advance their due times, in one transaction.
 
     Rows are locked (SKIP LOCKED) and advanced before commit, so a due time is handed out once even
     if another beat claims at the same moment; the caller sends after commit (at most once: a crash
     in between loses that send rather than repeating it). A job that missed due times while no beat
     ran is sent once for the latest of them if that is within ``catchup_window``, else recorded as
-    skipped.
+    skipped. After ``budget`` seconds (at least one row is always done) the rest of the batch is left
+    due for the next call, which the result asks for at once (``more_due``).
     """
     # A look without locks or joins first: most ticks find nothing due and only need the wake-up time.
     earliest = (
@@ -75,15 +82,20 @@ def schedule_claim_due(*, now: datetime, horizon: datetime, catchup_window: time
         due = [(state, due_at) for state, due_at in due_times if due_at <= now]
         ahead = [due_at for _, due_at in due_times if due_at > now]
         plan = _ClaimPlan(now, catchup_window)
+        deadline, done = time.monotonic() + budget, 0
         for state, due_at in due:
             try:
                 plan.add(state.periodic_task, due_at)
-            except (ValueError, TypeError, KeyError, IndexError):
+            except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, AttributeError):
                 # A row beat cannot read (say, malformed args) must not block everything due after it.
                 logger.exception("periodic task %s cannot be scheduled; unscheduling it", state.pk)
                 plan.unscheduled.append(state.pk)
+            done += 1
+            if time.monotonic() > deadline:
+                break
         plan.write()
-    return Claim(plan.dispatches, len(plan.skipped_runs), len(states) == limit and not ahead, min(ahead, default=None))
+    more = done < len(due) or (len(states) == limit and not ahead)
+    return Claim(plan.dispatches, len(plan.skipped_runs), more, min(ahead, default=None))
 
 
 def _claimed_due_at(state: ScheduleState) -> datetime:
@@ -110,7 +122,7 @@ class _ClaimPlan:
         if not task.enabled or (task.expires and task.expires <= self.now):
             self.unscheduled.append(task.pk)
             return
-        run_for = self._latest_due(task, due_at)
+        run_for = max(due_at, self._latest_due(task, due_at))  # never a due time before the claimed one
         is_job = task.task == RUN_JOB_TASK
         if is_job and run_for < self.now - self.catchup_window:
             self.skipped_runs.append(_missed_run(task, run_for, self.catchup_window, self.now))
@@ -122,7 +134,9 @@ class _ClaimPlan:
             self.unscheduled.append(task.pk)
             return
         following = (
-            next_due(task, after=max(self.now, run_for)) if not task.interval_id else self._next_interval(task, run_for)
+            next_due_after(task, after=max(self.now, run_for), previous=run_for)
+            if not task.interval_id
+            else self._next_interval(task, run_for)
         )
         if following is None:
             self.unscheduled.append(task.pk)

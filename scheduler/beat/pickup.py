@@ -9,6 +9,7 @@ is due, never the size of the whole schedule.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from django.db.models import F, Max
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 PICKUP_OVERLAP = timedelta(seconds=60)
 # Changed rows recomputed per call; a bigger change (a first sync, beat's first start) takes several.
 PICKUP_BATCH = 5000
+# Seconds one call may spend recomputing due times; the rest waits for the next tick (the cursor stays).
+PICKUP_BUDGET = 2.0
+# Due times already reported as wrong, so each is logged once however often beat meets it.
+_reported: set[tuple[int, datetime]] = set()
 
 _INTERVAL_PERIODS = {"days", "hours", "minutes", "seconds", "microseconds"}
 
@@ -36,13 +41,19 @@ def schedule_cursor() -> datetime | None:
 
 
 def schedule_pick_up_changes(
-    *, since: datetime | None, now: datetime, look_back: timedelta = PICKUP_OVERLAP, limit: int = PICKUP_BATCH
+    *,
+    since: datetime | None,
+    now: datetime,
+    look_back: timedelta = PICKUP_OVERLAP,
+    limit: int = PICKUP_BATCH,
+    budget: float = PICKUP_BUDGET,
 ) -> tuple[int, datetime | None]:
     """Recompute the due time of periodic tasks changed since ``since - look_back``, not yet picked up.
 
     ``since=None`` (beat's start) looks at every task. Returns how many were picked up and the cursor
-    for the next call; after a full batch (``limit``) the cursor stays put, since rows stamped with
-    the same time as the last one taken may remain.
+    for the next call; after a full batch (``limit``), or once ``budget`` seconds are spent (at least
+    one row is always done), the cursor stays put, since rows stamped with the same time as the last
+    one taken may remain. A row whose due time cannot be computed is logged and left unscheduled.
     """
     changed = PeriodicTask.objects.exclude(schedule_state__task_changed_at=F("date_changed"))
     if since is not None:
@@ -53,19 +64,29 @@ def schedule_pick_up_changes(
         return 0, since or now
     related = ("crontab", "interval", "clocked", "solar", "schedule_state")
     tasks = list(PeriodicTask.objects.select_related(*related).filter(pk__in=ids).order_by("date_changed"))
-    states = [
-        ScheduleState(
-            periodic_task_id=task.pk, next_due_at=_due_after_change(task, now), task_changed_at=task.date_changed
-        )
-        for task in tasks
-    ]
+    deadline = time.monotonic() + budget
+    states: list[ScheduleState] = []
+    for task in tasks:
+        due = _due_after_change_or_none(task, now)
+        states.append(ScheduleState(periodic_task_id=task.pk, next_due_at=due, task_changed_at=task.date_changed))
+        if time.monotonic() > deadline:
+            break
     ScheduleState.objects.bulk_create(
         states, update_conflicts=True, unique_fields=["periodic_task"], update_fields=["next_due_at", "task_changed_at"]
     )
-    if len(tasks) == limit:
-        return len(tasks), since
+    if len(tasks) == limit or len(states) < len(tasks):
+        return len(states), since
     newest = max(task.date_changed for task in tasks)
     return len(tasks), max(newest, since) if since else newest
+
+
+def _due_after_change_or_none(task: PeriodicTask, now: datetime) -> datetime | None:
+    try:
+        return _due_after_change(task, now)
+    except (ValueError, TypeError, KeyError, ArithmeticError, AttributeError):
+        # One row beat cannot read (a solar row with a bad place, say) must not stop the others.
+        logger.exception("periodic task %s cannot be scheduled; leaving it unscheduled", task.pk)
+        return None
 
 
 def _due_after_change(task: PeriodicTask, now: datetime) -> datetime | None:
@@ -73,7 +94,27 @@ def _due_after_change(task: PeriodicTask, now: datetime) -> datetime | None:
     if task.enabled and current and current.next_due_at and current.next_due_at <= now:
         # Due and not yet claimed when the row changed (say, renamed by a sync): it still runs.
         return current.next_due_at
-    return next_due(task, after=now)
+    return next_due_after(task, after=now, previous=None)
+
+
+def next_due_after(task: PeriodicTask, *, after: datetime, previous: datetime | None) -> datetime | None:
+    """``next_due``, defended: a crontab due time at or before ``after`` or ``previous`` is never returned.
+
+    Cron maths that answered with the past (as cronsim did inside a repeated hour) would make beat send
+    the same due time on every tick. Such an answer is logged once, and the next minute tried instead.
+    """
+    due = next_due(task, after=after)
+    floor = max(after, previous) if previous is not None else after
+    if due is None or not task.crontab_id or due > floor:
+        return due
+    if (task.pk, due) not in _reported:
+        _reported.add((task.pk, due))
+        logger.error(
+            "periodic task %s: computed due time %s is not after %s; skipping ahead instead of sending it again",
+            *(task.pk, due.isoformat(), floor.isoformat()),
+        )
+    retry = next_due(task, after=floor + timedelta(minutes=1))
+    return retry if retry is not None and retry > floor else None
 
 
 def next_due(task: PeriodicTask, *, after: datetime) -> datetime | None:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django_celery_beat.schedulers import ModelEntry
 
 from scheduler.beat.claim import Dispatch, schedule_claim_due
-from scheduler.beat.pickup import PICKUP_BATCH, PICKUP_OVERLAP, schedule_cursor, schedule_pick_up_changes
+from scheduler.beat.pickup import PICKUP_OVERLAP, schedule_cursor, schedule_pick_up_changes
 from scheduler.leases import BEAT_LEASE, lease_hold, lease_holder, lease_release
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ class JobScheduler(Scheduler):
 
     #: Claimed and sent per transaction; a full batch makes the next tick come at once.
     batch_size = 500
+    #: Seconds of work one tick may do (half picking up changes, half claiming); the rest waits for
+    #: the next tick, which comes at once. Keeps the lease renewed and the loop responsive whatever
+    #: one tick meets.
+    tick_budget = 4.0
     #: Every tick reads the rows changed after the newest one seen; this often it also looks back
     #: PICKUP_OVERLAP, for rows committed late (a long sync) or stamped by a slow clock.
     look_back_every = 15.0
@@ -114,16 +118,22 @@ class JobScheduler(Scheduler):
         look_back = timedelta(0)
         if self.clock() - self._looked_back_at >= self.look_back_every:
             look_back, self._looked_back_at = PICKUP_OVERLAP, self.clock()
-        picked, self._changes_since = schedule_pick_up_changes(since=self._changes_since, now=now, look_back=look_back)
+        since = self._changes_since
+        picked, self._changes_since = schedule_pick_up_changes(
+            since=since, now=now, look_back=look_back, budget=self.tick_budget / 2
+        )
         if picked:
             logger.info("beat picked up %d changed periodic task(s)", picked)
-        if picked >= PICKUP_BATCH:
-            return 0  # more changed rows wait; due times come after they are all known
+        if picked and self._changes_since == since:
+            # A full batch, or the budget ran out: more changed rows may wait, and due times come
+            # after they are all known (a pause among them must not be sent).
+            return 0
         claim = schedule_claim_due(
             now=now,
             horizon=now + timedelta(seconds=self._max_sleep),
             catchup_window=timedelta(seconds=settings.JOB_CATCHUP_WINDOW),
             limit=self.batch_size,
+            budget=self.tick_budget / 2,
         )
         self._send(claim.dispatches)
         if claim.skipped:

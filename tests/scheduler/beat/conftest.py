@@ -1,23 +1,41 @@
-"""Helpers for beat's database work: a fixed "now", picking up changes and claiming at it."""
+"""Fixtures for beat's tests: a movable monotonic clock, a recording producer, a started beat."""
 
-from datetime import UTC, datetime, timedelta
+from __future__ import annotations
 
-from scheduler.beat.claim import Claim, schedule_claim_due
-from scheduler.beat.pickup import schedule_pick_up_changes
-from scheduler.models import Job, ScheduleState
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import Any
 
-NOW = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-STEPS = 'examples.echo {"message": "x"}'
+import pytest
 
-
-def pick_up(now: datetime = NOW, since: datetime | None = None) -> tuple[int, datetime | None]:
-    return schedule_pick_up_changes(since=since, now=now)
+from config import celery_app
+from scheduler.beat import JobScheduler
+from tests.scheduler.beat.helpers import FakeClock, Sent
 
 
-def claim(now: datetime = NOW, window: timedelta = HOUR) -> Claim:
-    return schedule_claim_due(now=now, horizon=now + timedelta(seconds=5), catchup_window=window)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-def due_of(job: Job) -> datetime | None:
-    return ScheduleState.objects.get(periodic_task_id=job.periodic_task_id).next_due_at
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    """What beat sends, recorded as (task, args, kwargs) instead of going to a broker."""
+    messages: Sent = []
+
+    def send_task(name: str, args: list[Any], kwargs: dict[str, Any], **options: Any) -> None:
+        messages.append((name, args, kwargs))
+
+    monkeypatch.setattr(celery_app, "producer_or_acquire", lambda producer=None: nullcontext(producer))
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    return messages
+
+
+@pytest.fixture
+def beat(clock: FakeClock, sent: Sent) -> Iterator[JobScheduler]:
+    """A started beat: constructed as ``celery beat`` does, first tick done, holding the lease."""
+    scheduler = JobScheduler(app=celery_app, clock=clock, max_interval=5)
+    scheduler.tick()
+    assert scheduler.is_leader
+    yield scheduler
+    scheduler.close()

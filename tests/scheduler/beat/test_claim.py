@@ -10,7 +10,7 @@ from django_celery_beat.models import ClockedSchedule, IntervalSchedule, Periodi
 from scheduler.beat.claim import schedule_claim_due
 from scheduler.models import JobRun, ScheduleState
 from scheduler.runner import job_run_execute
-from tests.scheduler.beat.conftest import HOUR, NOW, claim, due_of, pick_up
+from tests.scheduler.beat.helpers import HOUR, NOW, claim, due_of, pick_up
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from scheduler.beat.pickup import schedule_pick_up_changes
 from scheduler.jobspec import job_spec_build
 from scheduler.models import ScheduleState
 from scheduler.services import JobChanges, job_pause, job_remove, job_resume, job_save, jobs_apply_changes
-from tests.scheduler.beat.conftest import NOW, STEPS, due_of, pick_up
+from tests.scheduler.beat.helpers import NOW, STEPS, due_of, pick_up
 
 pytestmark = pytest.mark.django_db
 

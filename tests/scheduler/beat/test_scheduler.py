@@ -7,8 +7,7 @@ paces renewal, look-back and reconcile is injected, so the tests move it instead
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,51 +22,9 @@ from config import celery_app
 from scheduler.beat import JobScheduler
 from scheduler.beat.pickup import schedule_cursor
 from scheduler.models import Job, JobRun, Lease, ScheduleState
+from tests.scheduler.beat.helpers import FakeClock, Sent
 
 pytestmark = pytest.mark.django_db
-
-Sent = list[tuple[str, list[Any], dict[str, Any]]]
-
-
-class FakeClock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.seconds = 10_000.0  # like time.monotonic(), far from 0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    """What beat sends, recorded as (task, args, kwargs) instead of going to a broker."""
-    messages: Sent = []
-
-    def send_task(name: str, args: list[Any], kwargs: dict[str, Any], **options: Any) -> None:
-        messages.append((name, args, kwargs))
-
-    monkeypatch.setattr(celery_app, "producer_or_acquire", lambda producer=None: nullcontext(producer))
-    monkeypatch.setattr(celery_app, "send_task", send_task)
-    return messages
-
-
-@pytest.fixture
-def beat(clock: FakeClock, sent: Sent) -> Iterator[JobScheduler]:
-    """A started beat: constructed as ``celery beat`` does, first tick done, holding the lease."""
-    scheduler = JobScheduler(app=celery_app, clock=clock, max_interval=5)
-    scheduler.tick()
-    assert scheduler.is_leader
-    yield scheduler
-    scheduler.close()
 
 
 def make_due(*jobs: Job) -> datetime:
