@@ -1,7 +1,7 @@
 """The sync: items marked as jobs in Alloy become scheduled jobs.
 
 One sync reads every item (streamed page by page), compares each with the job it maps to by content,
-and collects only the differences. Nothing is written until the read is complete: a failed or
+and collects only the differences (``alloysync.plan``). Nothing is written until the read is complete: a failed or
 partial read changes nothing. The differences are then written in bulk in one transaction, after
 the mass-removal check. A sync that finds no differences writes no job or schedule at all, so beat
 does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from alloysync.client import AlloyClient, AlloyError, AlloyItem, ItemQuery
-from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
+from alloysync.client import AlloyClient, AlloyError, ItemQuery
+from alloysync.mapping import AttributeCodes
 from alloysync.models import SyncRun
+from alloysync.plan import ItemRules, SyncPlan, sync_plan_confirm_removals, sync_plan_fill
+from scheduler.changes import jobs_apply_changes
 from scheduler.leases import lease_hold, lease_holder, lease_release
 from scheduler.models import Job, Lease
 from scheduler.selectors import JobState, job_states_for_source
-from scheduler.services import JobChanges, jobs_apply_changes
 
 logger = logging.getLogger(__name__)
 
@@ -99,32 +100,12 @@ class SyncConfig:
             default_timezone=settings.JOB_DEFAULT_TIMEZONE,
         )
 
+    @property
+    def item_rules(self) -> ItemRules:
+        return ItemRules(self.codes, self.default_timezone)
+
     def client(self) -> AlloyClient:
         return AlloyClient(self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size)
-
-
-@dataclass
-class SyncPlan:
-    """What a complete read of Alloy means for the jobs: the differences only."""
-
-    changes: JobChanges = field(default_factory=lambda: JobChanges(source=Job.Source.ALLOY))
-    items_read: int = 0
-    unchanged: int = 0
-    restored: int = 0
-    live_jobs: int = 0
-    errors: list[dict[str, str]] = field(default_factory=list)
-    missing: dict[str, int] = field(default_factory=dict)  # external id -> job id, absent from the read
-
-    @property
-    def created(self) -> int:
-        return len(self.changes.create) + self.restored
-
-    @property
-    def updated(self) -> int:
-        return len(self.changes.update) - self.restored
-
-    def removes_too_many(self, fraction: float) -> bool:
-        return len(self.changes.remove) > fraction * self.live_jobs
 
 
 @dataclass
@@ -133,54 +114,6 @@ class SyncOutcome:
 
     plan: SyncPlan
     run: SyncRun
-
-
-def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str, JobState], config: SyncConfig) -> None:
-    """Fill ``plan`` from ``items``; if reading raises, ``plan`` says how far it got, removes nothing.
-
-    Consumes ``states``: each item takes its job's state out, so what is left at the end is the jobs
-    whose items were not read, and memory does not hold a second set of every id seen.
-    """
-    plan.live_jobs = sum(1 for state in states.values() if state.scheduled)
-    for item in items:
-        plan.items_read += 1
-        _plan_item(plan, item, states.pop(item.item_id, None), config)
-    # Only now, after a complete read, can absence mean removal.
-    plan.missing = {external_id: state.id for external_id, state in states.items() if state.scheduled}
-    plan.changes.remove = list(plan.missing.values())
-
-
-def sync_plan_confirm_removals(plan: SyncPlan, items: Iterable[AlloyItem]) -> None:
-    """Keep only removals whose item is missing from a second complete read too.
-
-    Alloy pages by offset: an item deleted while the first read was under way shifts the items after
-    it back one place, so one of them can fall between two pages and look removed. The same item is
-    all but never skipped twice, so absence from two reads is taken as real.
-    """
-    still_there = {item.item_id for item in items}
-    plan.missing = {
-        external_id: job_id for external_id, job_id in plan.missing.items() if external_id not in still_there
-    }
-    plan.changes.remove = list(plan.missing.values())
-
-
-def _plan_item(plan: SyncPlan, item: AlloyItem, state: JobState | None, config: SyncConfig) -> None:
-    try:
-        spec = job_spec_from_item(item, config.codes, default_timezone=config.default_timezone)
-    except ItemInvalid as invalid:
-        message = str(invalid)
-        plan.errors.append({"item_id": item.item_id, "title": invalid.title, "message": message})
-        # The job, if any, keeps its last valid definition and shows the error until the item is fixed.
-        if state is not None and state.sync_error != message:
-            plan.changes.invalid.append((state.id, message))
-        return
-    if state is None:
-        plan.changes.create.append((item.item_id, spec))
-    elif state.matches(spec):
-        plan.unchanged += 1
-    else:
-        plan.changes.update.append((state.id, spec))
-        plan.restored += not state.scheduled
 
 
 def alloy_sync_plan(
@@ -264,7 +197,7 @@ def _sync_holding_lease(
 
 
 def _read_into(plan: SyncPlan, client: AlloyClient, config: SyncConfig, on_page: PageCallback | None) -> None:
-    sync_plan_fill(plan, client.iter_items(config.query, on_page=on_page), _states(), config)
+    sync_plan_fill(plan, client.iter_items(config.query, on_page=on_page), _states(), config.item_rules)
     if plan.changes.remove:
         sync_plan_confirm_removals(plan, client.iter_items(config.query))
 

@@ -44,9 +44,9 @@ from django_celery_beat.schedulers import DatabaseScheduler  # noqa: E402
 
 from config import celery_app  # noqa: E402
 from scheduler.beat import JobScheduler  # noqa: E402
+from scheduler.changes import JobChanges, jobs_apply_changes  # noqa: E402
 from scheduler.jobspec import job_spec_build  # noqa: E402
 from scheduler.models import Job, JobRun, Lease, ScheduleState  # noqa: E402
-from scheduler.services import JobChanges, jobs_apply_changes  # noqa: E402
 
 QUEUE = "alloysync-beat-bench"
 STEPS = 'examples.echo {"message": "bench"}'

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cronsim import CronSim
 
-from scheduler.cron import expand_macro, firing, latest_fire, next_fire
+from scheduler.cron import expand_macro, latest_fire, next_fire
+from scheduler.cron import zones as cron_zones
 from tests.scheduler.cron.test_against_reference import CORPUS, zones_by_changes
 
 FIRST, LAST = datetime(2026, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)
@@ -36,8 +37,8 @@ def instants(zone: str, count: int, rng: random.Random) -> list[datetime]:
     span = (LAST - FIRST).total_seconds()
     moments = [FIRST + timedelta(seconds=rng.uniform(0, span)) for _ in range(count)]
     for year in range(FIRST.year, LAST.year):
-        for change in firing.changes_in_year(zone, year):
-            at = firing.real_datetime(change.at)
+        for change in cron_zones.changes_in_year(zone, year):
+            at = cron_zones.real_datetime(change.at)
             moments += [at + timedelta(minutes=offset) for offset in (-61, -1, 0, 1, 29, 59, 61)]
     return moments
 
@@ -68,7 +69,7 @@ def cold_worst(zones: list[str]) -> float:
     """The slowest first call per zone, with nothing cached: a beat's first look at each zone."""
     worst = 0.0
     for zone in zones:
-        firing.changes_in_year.cache_clear()
+        cron_zones.changes_in_year.cache_clear()
         started = time.perf_counter()
         next_fire("30 1 * * *", zone, datetime(2028, 6, 1, tzinfo=UTC))
         worst = max(worst, time.perf_counter() - started)

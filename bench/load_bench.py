@@ -38,9 +38,9 @@ from django.db.models import Min  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from scheduler.changes import JobChanges, jobs_apply_changes  # noqa: E402
 from scheduler.jobspec import job_spec_build  # noqa: E402
 from scheduler.models import JobRun  # noqa: E402
-from scheduler.services import JobChanges, jobs_apply_changes  # noqa: E402
 
 
 def child_database_url() -> str:

@@ -5,7 +5,7 @@ Django's ``bulk_create`` spends about 60 µs of Python per row building model in
 every value; in a first sync of 10,000 jobs that was most of the time (see bench/sync_bench.py,
 where COPY made the whole sync about twice as fast). Callers pass rows of plain values in the
 Callers pass each row as a mapping from column name to value and must give every NOT NULL column
-themselves: model defaults are not applied here (tests/scheduler/test_bulk.py checks the column
+themselves: model defaults are not applied here (tests/scheduler/test_changes.py checks the column
 lists against the models).
 """
 

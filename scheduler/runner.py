@@ -11,37 +11,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from types import FrameType
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from scheduler import registry
 from scheduler.models import Job, JobRun, StepRun
+from scheduler.run_guards import JobTimeLimitExceeded, heartbeat, time_limit_alarm
 from scheduler.types import JSONObject, JSONValue
 
 logger = logging.getLogger(__name__)
 
 StepCallback = Callable[[StepRun], None]
-
-
-class JobTimeLimitExceeded(BaseException):
-    """Raised inside a step when the run's time limit passes.
-
-    A BaseException, so that a step's own ``except Exception`` cannot swallow it.
-    """
 
 
 class RunClaim(Enum):
@@ -104,7 +94,7 @@ def job_run_execute(
         return run
     step_runs = _create_step_runs(run, job.steps)
     limit = time_limit if time_limit is not None else settings.JOB_TIME_LIMIT
-    with _heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
+    with heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
         failure = _run_steps(step_runs, deadline=time.monotonic() + limit, limit=limit, on_step=on_step)
     return _finish(run, failure)
 
@@ -167,7 +157,7 @@ def _run_step(step_run: StepRun, *, deadline: float, limit: float) -> str | None
     summary = None
     try:
         function = registry.get_job_function(step_run.function)
-        with _time_limit(deadline - time.monotonic(), limit):
+        with time_limit_alarm(deadline - time.monotonic(), limit):
             value = function.func(**step_run.kwargs)
     except JobTimeLimitExceeded:
         summary = step_run.error = f"time limit of {limit:g} s exceeded"
@@ -252,53 +242,6 @@ def json_safe_result(value: object) -> JSONValue:
         return {"truncated": True, "bytes": size, "preview": text[: limit // 2]}
     safe: JSONValue = json.loads(text)  # text was dumped just above, so it loads as JSON values
     return safe
-
-
-@contextmanager
-def _time_limit(seconds: float, limit: float) -> Iterator[None]:
-    """Raise JobTimeLimitExceeded in this thread after ``seconds``.
-
-    Uses SIGALRM, which only the main thread can receive. Celery's prefork and solo pools and
-    ``manage.py run_job`` run jobs there; elsewhere the task's hard time limit is the backstop.
-    """
-    if seconds <= 0:
-        raise JobTimeLimitExceeded
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise JobTimeLimitExceeded
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextmanager
-def _heartbeat(run_id: int, interval: float) -> Iterator[None]:
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(interval):
-                JobRun.objects.filter(pk=run_id, status=JobRun.Status.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:
-            logger.exception("heartbeat for run %s failed", run_id)
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-run-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 def job_runs_reap_lost(*, now: datetime | None = None) -> list[int]:

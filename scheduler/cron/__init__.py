@@ -29,7 +29,8 @@ from scheduler.cron.fields import (
     field_sets,
     parse_cron,
 )
-from scheduler.cron.firing import SEARCH_YEARS, NeverFires, latest_real, next_real, real_datetime, real_minutes
+from scheduler.cron.firing import SEARCH_YEARS, NeverFires, latest_real, next_real
+from scheduler.cron.zones import real_datetime, real_minutes
 
 __all__ = [
     "MACROS",

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from celery.schedules import crontab_parser
 from cron_descriptor import ExpressionDescriptor
 
-from scheduler.cron.firing import FieldSets, NeverFires, next_real, real_minutes
+from scheduler.cron.firing import FieldSets, NeverFires, next_real
+from scheduler.cron.zones import real_minutes
 
 if TYPE_CHECKING:
     from django_celery_beat.models import CrontabSchedule

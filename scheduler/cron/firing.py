@@ -24,19 +24,21 @@ offset then); datetimes only at the edges.
 from __future__ import annotations
 
 import bisect
-import functools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - wall-clock minutes are naive on purpose
-_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
-_MINUTES_PER_DAY = 1440
-#: Debian cron's limit between a daylight-saving change and a correction of the clock (cron.c).
-_CHANGE_LIMIT = 180
-#: Moves forward this small are "woke up late": every job runs for every minute missed (cron.c).
-_LATE_LIMIT = 5
-#: How far next/latest look before giving up (a validated expression fires at least every 8 years).
+from scheduler.cron.zones import (
+    CHANGE_LIMIT,
+    LATE_LIMIT,
+    YEAR,
+    Change,
+    changes_between,
+    offset_at,
+    wall_datetime,
+    wall_minutes,
+)
+
 SEARCH_YEARS = 10
 
 
@@ -62,7 +64,7 @@ class FieldSets:
         return (in_month and in_week) if self.days_and else (in_month or in_week)
 
     def matches(self, wall: int) -> bool:
-        moment = _wall_datetime(wall)
+        moment = wall_datetime(wall)
         return (
             moment.minute in self.minutes
             and moment.hour in self.hours
@@ -78,9 +80,9 @@ def next_wall(fields: FieldSets, start: int, end: int) -> int | None:
     """The first wall minute in [start, end) matching ``fields``, or None."""
     if start >= end:
         return None
-    moment = _wall_datetime(start)
+    moment = wall_datetime(start)
     day, hour, minute = moment.date(), moment.hour, moment.minute
-    last_day = _wall_datetime(end - 1).date()
+    last_day = wall_datetime(end - 1).date()
     while day <= last_day:
         if day.month not in fields.months:
             day = _first_of_next_month(day)
@@ -89,7 +91,7 @@ def next_wall(fields: FieldSets, start: int, end: int) -> int | None:
         if fields.day_matches(day):
             found = _first_time_from(fields, hour, minute)
             if found is not None:
-                wall = _wall_minutes(day, *found)
+                wall = wall_minutes(day, *found)
                 return wall if wall < end else None
         day += timedelta(days=1)
         hour = minute = 0
@@ -100,9 +102,9 @@ def previous_wall(fields: FieldSets, start: int, end: int) -> int | None:
     """The last wall minute in [start, end) matching ``fields``, or None."""
     if start >= end:
         return None
-    moment = _wall_datetime(end - 1)
+    moment = wall_datetime(end - 1)
     day, hour, minute = moment.date(), moment.hour, moment.minute
-    first_day = _wall_datetime(start).date()
+    first_day = wall_datetime(start).date()
     while day >= first_day:
         if day.month not in fields.months:
             day = day.replace(day=1) - timedelta(days=1)
@@ -111,7 +113,7 @@ def previous_wall(fields: FieldSets, start: int, end: int) -> int | None:
         if fields.day_matches(day):
             found = _last_time_until(fields, hour, minute)
             if found is not None:
-                wall = _wall_minutes(day, *found)
+                wall = wall_minutes(day, *found)
                 return wall if wall >= start else None
         day -= timedelta(days=1)
         hour, minute = 23, 59
@@ -146,98 +148,6 @@ def _first_of_next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def real_minutes(moment: datetime) -> int:
-    """An aware datetime as whole minutes since the epoch (UTC), rounded down."""
-    return int((moment - _EPOCH_UTC).total_seconds() // 60)
-
-
-def real_datetime(real: int) -> datetime:
-    """Whole minutes since the epoch as an aware UTC datetime."""
-    return _EPOCH_UTC + timedelta(minutes=real)
-
-
-def _wall_datetime(wall: int) -> datetime:
-    return _EPOCH + timedelta(minutes=wall)
-
-
-def _wall_minutes(day: date, hour: int, minute: int) -> int:
-    return (day.toordinal() - _EPOCH_ORDINAL) * _MINUTES_PER_DAY + hour * 60 + minute
-
-
-_EPOCH_ORDINAL = _EPOCH.toordinal()
-_YEAR = 366 * _MINUTES_PER_DAY
-
-
-# --- the zone's clock changes ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """The zone's UTC offset changes at real minute ``at`` from ``before`` to ``after`` minutes."""
-
-    at: int
-    before: int
-    after: int
-
-    @property
-    def shift(self) -> int:
-        """Minutes the wall clock jumps: positive forward (spring), negative back (autumn)."""
-        return self.after - self.before
-
-    def repeats_until(self) -> int:
-        """The first real minute after the repeated wall minutes of a move back (or ``at`` if none)."""
-        if -_CHANGE_LIMIT < self.shift + 1 <= 0:  # cron.c: timeDiff in (-180, 0] at the change
-            return self.at - self.shift
-        return self.at
-
-    def is_jump(self) -> bool:
-        """A move forward that cron treats as skipped minutes (cron.c: 1 < timeDiff <= 180)."""
-        return 1 < self.shift + 1 <= _CHANGE_LIMIT
-
-
-def offset_at(zone: ZoneInfo, real: int) -> int:
-    """The zone's UTC offset at real minute ``real``, in whole minutes."""
-    offset = datetime.fromtimestamp(real * 60, zone).utcoffset()
-    return int(offset.total_seconds() // 60) if offset is not None else 0
-
-
-@functools.lru_cache(maxsize=8192)
-def changes_in_year(zone_name: str, year: int) -> tuple[Change, ...]:
-    """The zone's offset changes during ``year`` (UTC), found by probing every three hours and
-    bisecting to the minute. Cached: beat asks about a handful of zones over and over."""
-    zone = ZoneInfo(zone_name)
-    start = _wall_minutes(date(year, 1, 1), 0, 0)
-    end = _wall_minutes(date(year + 1, 1, 1), 0, 0)
-    step = 360  # six hours: no zone changes its offset twice within that (tzdata since 1970)
-    changes = []
-    previous = offset_at(zone, start)
-    probe = start
-    while probe < end:
-        following = min(probe + step, end)
-        offset = offset_at(zone, following)
-        if offset != previous:
-            changes.append(_bisect_change(zone, probe, following, previous, offset))
-        previous, probe = offset, following
-    return tuple(change for change in changes if start < change.at <= end)
-
-
-def _bisect_change(zone: ZoneInfo, low: int, high: int, before: int, after: int) -> Change:
-    # offset(low) == before, offset(high) == after: find the first minute with the new offset.
-    while high - low > 1:
-        middle = (low + high) // 2
-        if offset_at(zone, middle) == before:
-            low = middle
-        else:
-            high = middle
-    return Change(high, before, after)
-
-
-def _changes_between(zone_name: str, first: int, last: int) -> list[Change]:
-    """The zone's changes at real minutes in [first, last], oldest first (a year or two of them)."""
-    years = range(_wall_datetime(first).year, _wall_datetime(last).year + 1)
-    return [change for year in years for change in changes_in_year(zone_name, year) if first <= change.at <= last]
-
-
 # --- next and latest -------------------------------------------------------------------------------
 
 
@@ -245,7 +155,7 @@ def _fires_at_jump(fields: FieldSets, change: Change) -> bool:
     """Whether cron starts the job at the first real minute after a jump forward (cron.c cases 1, 2)."""
     last_shown = change.at - 1 + change.before  # virtualTime
     now_shown = change.at + change.after  # timeRunning
-    if change.shift + 1 <= _LATE_LIMIT or not fields.wildcard:
+    if change.shift + 1 <= LATE_LIMIT or not fields.wildcard:
         return next_wall(fields, last_shown + 1, now_shown + 1) is not None
     return fields.matches(now_shown)
 
@@ -253,10 +163,10 @@ def _fires_at_jump(fields: FieldSets, change: Change) -> bool:
 def next_real(fields: FieldSets, zone_name: str, start: int) -> int:
     """The first real minute at or after ``start`` at which the job starts. Raises NeverFires."""
     zone = ZoneInfo(zone_name)
-    horizon = start + SEARCH_YEARS * _YEAR
+    horizon = start + SEARCH_YEARS * YEAR
     real = start
     while real < horizon:
-        recent = _changes_between(zone_name, real - _CHANGE_LIMIT, real)
+        recent = changes_between(zone_name, real - CHANGE_LIMIT, real)
         change = recent[-1] if recent else None
         if change is not None and change.is_jump() and real == change.at:
             if _fires_at_jump(fields, change):
@@ -273,8 +183,8 @@ def next_real(fields: FieldSets, zone_name: str, start: int) -> int:
             real = end
             continue
         # A stretch with one offset: up to the next change, or a year (to bound the work per step).
-        upcoming = _changes_between(zone_name, real + 1, min(horizon, real + _YEAR))
-        end = upcoming[0].at if upcoming else min(horizon, real + _YEAR)
+        upcoming = changes_between(zone_name, real + 1, min(horizon, real + YEAR))
+        end = upcoming[0].at if upcoming else min(horizon, real + YEAR)
         offset = offset_at(zone, real)
         wall = next_wall(fields, real + offset, end + offset)
         if wall is not None:
@@ -286,12 +196,12 @@ def next_real(fields: FieldSets, zone_name: str, start: int) -> int:
 def latest_real(fields: FieldSets, zone_name: str, at_or_before: int) -> int | None:
     """The last real minute at or before ``at_or_before`` at which the job starts, or None."""
     zone = ZoneInfo(zone_name)
-    floor = at_or_before - SEARCH_YEARS * _YEAR
+    floor = at_or_before - SEARCH_YEARS * YEAR
     real = at_or_before
     while real >= floor:
-        chunk_start = max(floor, real - _YEAR)
+        chunk_start = max(floor, real - YEAR)
         # From a little before the chunk: a move back just before it still governs its first minutes.
-        earlier = _changes_between(zone_name, chunk_start - _CHANGE_LIMIT, real)
+        earlier = changes_between(zone_name, chunk_start - CHANGE_LIMIT, real)
         change = earlier[-1] if earlier else None
         start = chunk_start if change is None else max(change.repeats_until(), change.at + change.is_jump())
         if real >= start:

@@ -137,8 +137,8 @@ def test_beat_killed_and_restarted_sends_every_due_time_once(celery_processes, m
 
 @pytest.mark.timeout(420)
 def test_a_thousand_jobs_due_in_the_same_minute_each_run_exactly_once_on_two_workers(celery_processes):
+    from scheduler.changes import JobChanges, jobs_apply_changes
     from scheduler.jobspec import job_spec_build
-    from scheduler.services import JobChanges, jobs_apply_changes
 
     due = next_minute(timezone.now() + timedelta(seconds=20))
     spec = job_spec_build(

@@ -7,7 +7,8 @@ from django.db import DatabaseError
 
 from alloysync.client import AlloyError
 from alloysync.models import SyncRun
-from alloysync.sync import SyncAlreadyRunning, SyncConfigError, SyncOutcome, SyncPlan, alloy_sync, alloy_sync_plan
+from alloysync.plan import SyncPlan
+from alloysync.sync import SyncAlreadyRunning, SyncConfigError, SyncOutcome, alloy_sync, alloy_sync_plan
 
 
 class Command(BaseCommand):

@@ -6,9 +6,10 @@ import pytest
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from scheduler.beat.pickup import schedule_pick_up_changes
+from scheduler.changes import JobChanges, jobs_apply_changes
 from scheduler.jobspec import job_spec_build
 from scheduler.models import ScheduleState
-from scheduler.services import JobChanges, job_pause, job_remove, job_resume, job_save, jobs_apply_changes
+from scheduler.services import job_pause, job_remove, job_resume, job_save
 from tests.scheduler.beat.helpers import NOW, STEPS, due_of, pick_up
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.cron import firing, latest_fire, next_fire
+from scheduler.cron import latest_fire, next_fire, zones
 from tests.scheduler.cron import reference
 
 FIRST_YEAR, LAST_YEAR = 2026, 2030
@@ -36,11 +36,11 @@ WINDOW = timedelta(hours=3)
 
 
 @functools.cache
-def zones_by_changes() -> dict[tuple[firing.Change, ...], list[str]]:
+def zones_by_changes() -> dict[tuple[zones.Change, ...], list[str]]:
     """Every IANA zone with offset changes in 2026-2030, grouped by those changes."""
-    groups: dict[tuple[firing.Change, ...], list[str]] = {}
+    groups: dict[tuple[zones.Change, ...], list[str]] = {}
     for zone in sorted(zoneinfo.available_timezones()):
-        changes = tuple(c for year in range(FIRST_YEAR, LAST_YEAR + 1) for c in firing.changes_in_year(zone, year))
+        changes = tuple(c for year in range(FIRST_YEAR, LAST_YEAR + 1) for c in zones.changes_in_year(zone, year))
         if changes:
             groups.setdefault(changes, []).append(zone)
     return groups
@@ -97,9 +97,9 @@ def test_every_change_2026_to_2030_matches_debian_cron(zone: str) -> None:
     found = reference.transitions(
         zone, datetime(FIRST_YEAR, 1, 1, tzinfo=UTC), datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC)
     )
-    assert [firing.real_datetime(change.at) for change in changes] == found
+    assert [zones.real_datetime(change.at) for change in changes] == found
     for change in changes:
-        change_at = firing.real_datetime(change.at)
+        change_at = zones.real_datetime(change.at)
         for expression in CORPUS:
             start, end = change_at - WINDOW, change_at + WINDOW
             fires = replay(expression, zone, start, end)
@@ -157,11 +157,11 @@ instants = st.datetimes(
 
 
 def near_changes(zone: str) -> st.SearchStrategy[datetime]:
-    changes = [c for year in range(FIRST_YEAR, LAST_YEAR + 1) for c in firing.changes_in_year(zone, year)]
+    changes = [c for year in range(FIRST_YEAR, LAST_YEAR + 1) for c in zones.changes_in_year(zone, year)]
     if not changes:
         return instants
     return st.builds(
-        lambda change, minutes: firing.real_datetime(change.at) + timedelta(minutes=minutes),
+        lambda change, minutes: zones.real_datetime(change.at) + timedelta(minutes=minutes),
         st.sampled_from(changes),
         st.integers(-180, 180),
     )

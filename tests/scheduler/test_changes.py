@@ -6,15 +6,10 @@ import pytest
 from django.forms.models import model_to_dict
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
+from scheduler.changes import JOB_INSERT_COLUMNS, PERIODIC_TASK_INSERT_COLUMNS, JobChanges, jobs_apply_changes
 from scheduler.jobspec import job_spec_build
 from scheduler.models import Job
-from scheduler.services import (
-    JOB_INSERT_COLUMNS,
-    PERIODIC_TASK_INSERT_COLUMNS,
-    JobChanges,
-    job_create,
-    jobs_apply_changes,
-)
+from scheduler.services import job_create
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,96 @@
+"""What a read of Alloy means for the jobs: each item compared with its job, the differences kept.
+
+Nothing here reads Alloy or writes a job; ``alloysync.sync`` does both around it. Only a complete
+read yields removals: absence means removal only once every item has been seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from alloysync.client import AlloyItem
+from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
+from scheduler.changes import JobChanges
+from scheduler.models import Job
+from scheduler.selectors import JobState
+
+
+@dataclass(frozen=True)
+class ItemRules:
+    """How an item is read as a job: which attributes hold what, and the zone when it names none."""
+
+    codes: AttributeCodes
+    default_timezone: str
+
+
+@dataclass
+class SyncPlan:
+    """What a complete read of Alloy means for the jobs: the differences only."""
+
+    changes: JobChanges = field(default_factory=lambda: JobChanges(source=Job.Source.ALLOY))
+    items_read: int = 0
+    unchanged: int = 0
+    restored: int = 0
+    live_jobs: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)  # external id -> job id, absent from the read
+
+    @property
+    def created(self) -> int:
+        return len(self.changes.create) + self.restored
+
+    @property
+    def updated(self) -> int:
+        return len(self.changes.update) - self.restored
+
+    def removes_too_many(self, fraction: float) -> bool:
+        return len(self.changes.remove) > fraction * self.live_jobs
+
+
+def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str, JobState], rules: ItemRules) -> None:
+    """Fill ``plan`` from ``items``; if reading raises, ``plan`` says how far it got, removes nothing.
+
+    Consumes ``states``: each item takes its job's state out, so what is left at the end is the jobs
+    whose items were not read, and memory does not hold a second set of every id seen.
+    """
+    plan.live_jobs = sum(1 for state in states.values() if state.scheduled)
+    for item in items:
+        plan.items_read += 1
+        _plan_item(plan, item, states.pop(item.item_id, None), rules)
+    # Only now, after a complete read, can absence mean removal.
+    plan.missing = {external_id: state.id for external_id, state in states.items() if state.scheduled}
+    plan.changes.remove = list(plan.missing.values())
+
+
+def sync_plan_confirm_removals(plan: SyncPlan, items: Iterable[AlloyItem]) -> None:
+    """Keep only removals whose item is missing from a second complete read too.
+
+    Alloy pages by offset: an item deleted while the first read was under way shifts the items after
+    it back one place, so one of them can fall between two pages and look removed. The same item is
+    all but never skipped twice, so absence from two reads is taken as real.
+    """
+    still_there = {item.item_id for item in items}
+    plan.missing = {
+        external_id: job_id for external_id, job_id in plan.missing.items() if external_id not in still_there
+    }
+    plan.changes.remove = list(plan.missing.values())
+
+
+def _plan_item(plan: SyncPlan, item: AlloyItem, state: JobState | None, rules: ItemRules) -> None:
+    try:
+        spec = job_spec_from_item(item, rules.codes, default_timezone=rules.default_timezone)
+    except ItemInvalid as invalid:
+        message = str(invalid)
+        plan.errors.append({"item_id": item.item_id, "title": invalid.title, "message": message})
+        # The job, if any, keeps its last valid definition and shows the error until the item is fixed.
+        if state is not None and state.sync_error != message:
+            plan.changes.invalid.append((state.id, message))
+        return
+    if state is None:
+        plan.changes.create.append((item.item_id, spec))
+    elif state.matches(spec):
+        plan.unchanged += 1
+    else:
+        plan.changes.update.append((state.id, spec))
+        plan.restored += not state.scheduled
