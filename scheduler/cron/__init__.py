@@ -11,7 +11,8 @@ rules in the job's zone (``firing``), daylight saving time included:
 - a move of three hours or more is a correction of the clock: the new time is simply used.
 
 Each call takes microseconds (a zone's changes are found once per year and cached) and is bounded:
-it looks ten years ahead or back at most, then gives up with a CronError or None.
+it looks at most fifty years ahead or back (a year with no matching day is skipped cheaply), then
+gives up with a CronError or None.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from scheduler.cron.fields import (
     expand_macro,
     field_sets,
     parse_cron,
+    quoted,
 )
-from scheduler.cron.firing import SEARCH_YEARS, NeverFires, latest_real, next_real
+from scheduler.cron.firing import NeverFires, latest_real, next_real
 from scheduler.cron.zones import real_datetime, real_minutes
 
 __all__ = [
@@ -50,21 +52,21 @@ def next_fire(expression: str, zone: str, after: datetime) -> datetime:
 
     ``after`` is aware; the answer is an aware UTC datetime on a whole minute, always later than
     ``after``. ``expression`` is five cron fields or a macro (``@daily``), ``zone`` an IANA name.
-    Raises CronError if either cannot be used, or if nothing fires within ten years.
+    Raises CronError if either cannot be used, or if nothing fires within fifty years.
     """
     fields, _ = field_sets(expression), _zone(zone)
     try:
         return real_datetime(next_real(fields, zone, real_minutes(after) + 1))
-    except NeverFires:
-        raise CronError(f"cron {expression!r}: never fires within {SEARCH_YEARS} years of {after:%Y-%m-%d}") from None
+    except NeverFires as exc:
+        raise CronError(f"cron {quoted(expression)}: no fire time after {after:%Y-%m-%d %H:%M} UTC {exc}") from None
     except (OverflowError, ValueError):  # past the end of the calendar (year 9999)
-        raise CronError(f"cron {expression!r}: no fire time after {after:%Y-%m-%d} in the calendar") from None
+        raise CronError(f"cron {quoted(expression)}: no fire time after {after:%Y-%m-%d} in the calendar") from None
 
 
 def latest_fire(expression: str, zone: str, at_or_before: datetime) -> datetime | None:
     """The last time at or before ``at_or_before`` at which cron would have started ``expression``.
 
-    For runs missed while beat was down. Aware in, aware UTC out; None if nothing fired in the ten
+    For runs missed while beat was down. Aware in, aware UTC out; None if nothing fired in the fifty
     years before. Raises CronError if the expression or zone cannot be used.
     """
     fields, _ = field_sets(expression), _zone(zone)
@@ -79,4 +81,4 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise CronError(f"time zone {name!r} is not a known IANA zone name") from None
+        raise CronError(f"time zone {quoted(name)} is not a known IANA zone name") from None

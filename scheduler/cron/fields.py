@@ -12,14 +12,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from celery.schedules import crontab_parser
 from cron_descriptor import ExpressionDescriptor
 
-from scheduler.cron.firing import FieldSets, NeverFires, next_real
-from scheduler.cron.zones import real_minutes
+from scheduler.cron.firing import FieldSets
 
 if TYPE_CHECKING:
     from django_celery_beat.models import CrontabSchedule
@@ -62,6 +60,13 @@ class CronError(ValueError):
     """A cron expression that cannot be scheduled; the message names the field and value."""
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut short if long: an error must not repeat a megabyte of input."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 @dataclass(frozen=True)
 class CrontabFields:
     """The five fields as django-celery-beat's CrontabSchedule stores them."""
@@ -80,7 +85,9 @@ def expand_macro(expression: str) -> str:
     try:
         return MACROS[text.lower()]
     except KeyError:
-        raise CronError(f"cron {expression!r}: unknown macro {text!r}; use one of {', '.join(MACROS)}") from None
+        raise CronError(
+            f"cron {quoted(expression)}: unknown macro {quoted(text)}; use one of {', '.join(MACROS)}"
+        ) from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -94,22 +101,29 @@ def parse_cron(expression: str) -> CrontabFields:
     """
     if not isinstance(expression, str) or not expression.strip():
         raise CronError("cron is empty: expected five fields (minute hour day-of-month month day-of-week)")
-    parts = expand_macro(expression).split()
+    parts = _split_fields(expression)
     if len(parts) != len(_RULES):
         raise CronError(
-            f"cron {expression!r}: expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
+            f"cron {quoted(expression)}: expected 5 fields (minute hour day-of-month month day-of-week), "
+            f"got {len(parts)}"
         )
     values = [_parse_field(rule, part, expression) for rule, part in zip(_RULES, parts, strict=True)]
     day_of_month, day_of_week = parts[2], parts[4]
     if not day_of_month.startswith("*") and not day_of_week.startswith("*"):
         raise CronError(
-            f"cron {expression!r}: restricts both day-of-month {day_of_month!r} and day-of-week "
-            f"{day_of_week!r}; cron runs when either matches but Celery only when both do, so this is "
+            f"cron {quoted(expression)}: restricts both day-of-month {quoted(day_of_month)} and day-of-week "
+            f"{quoted(day_of_week)}; cron runs when either matches but Celery only when both do, so this is "
             "ambiguous: restrict one of them and use '*' for the other"
         )
     field_sets(expression)  # refuses one that never fires
     celery_fields = [_celery_field(rule, part, value) for rule, part, value in zip(_RULES, parts, values, strict=True)]
     return CrontabFields(*celery_fields)
+
+
+def _split_fields(expression: str) -> list[str]:
+    """The fields of an expression or macro. Only spaces and tabs separate them, as in crontab(5):
+    other whitespace (a newline, a no-break space) is part of a field, and so refused."""
+    return [part for part in re.split(r"[ \t]+", expand_macro(expression).strip(" \t")) if part]
 
 
 # Quartz-style extensions some crons accept (last day, nearest weekday, nth weekday); Vixie's does not.
@@ -120,13 +134,15 @@ def _parse_field(rule: _FieldRule, text: str, expression: str) -> set[int]:
     """The values one field allows (Sunday as 0), or CronError naming the field and what is wrong."""
     if any(_EXTENSION.fullmatch(term) for term in re.split(r"[,/-]", text)):
         raise CronError(
-            f"cron {expression!r}: {rule.label} {text!r} uses a non-standard extension (L, W or #) "
+            f"cron {quoted(expression)}: {rule.label} {quoted(text)} uses a non-standard extension (L, W or #) "
             "that Celery cannot schedule"
         )
     try:
         values = set().union(*(_term_values(rule, term) for term in text.split(",")))
     except ValueError:
-        raise CronError(f"cron {expression!r}: {rule.label} {text!r} {_why_field_is_invalid(rule, text)}") from None
+        raise CronError(
+            f"cron {quoted(expression)}: {rule.label} {quoted(text)} {_why_field_is_invalid(rule, text)}"
+        ) from None
     return {0 if rule.label == "day-of-week" and value == 7 else value for value in values}
 
 
@@ -148,8 +164,9 @@ def _term_values(rule: _FieldRule, term: str) -> range:
 
 
 def _is_number(text: str) -> bool:
-    # ASCII only: int() also reads other scripts' digits (Arabic-Indic ones, say), which no cron accepts.
-    return text.isascii() and text.isdigit()
+    # ASCII only: int() also reads other scripts' digits (Arabic-Indic ones, say), which no cron
+    # accepts; and short, since no field's value or step needs ten digits.
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def _value(rule: _FieldRule, text: str) -> int:
@@ -165,14 +182,15 @@ def _why_field_is_invalid(rule: _FieldRule, text: str) -> str:
     for token in re.split(r"[,/-]", text):
         if token in ("", "*"):
             continue
-        if token.isdigit():
-            if not rule.low <= int(token) <= rule.high:
-                return f"is out of range: {token} is not in {rule.low}-{rule.high}"
+        if token.isascii() and token.isdigit():
+            if not _is_number(token) or not rule.low <= int(token) <= rule.high:
+                shown = token if len(token) <= 12 else f"{token[:9]}... ({len(token)} digits)"
+                return f"is out of range: {shown} is not in {rule.low}-{rule.high}"
         elif token.lower() not in rule.names:
-            return f"has an unknown value {token!r}: use {rule.describe_allowed()}"
+            return f"has an unknown value {quoted(token)}: use {rule.describe_allowed()}"
     if re.search(r"/0*(,|$)", text):
         return "has a step of 0"
-    for start, end in re.findall(r"(\d+)-(\d+)", text):
+    for start, end in re.findall(r"(\d{1,9})-(\d{1,9})", text, flags=re.ASCII):
         if int(start) > int(end):
             return f"has a backwards range {start}-{end}"
     return f"is not valid: use {rule.describe_allowed()}, '*', lists (1,2), ranges (1-5) and steps (*/15)"
@@ -215,9 +233,9 @@ def field_sets(expression: str) -> FieldSets:
     Raises CronError naming the field and value for an expression cron cannot read, or one that
     never fires.
     """
-    parts = expand_macro(expression).split() if isinstance(expression, str) else []
+    parts = _split_fields(expression) if isinstance(expression, str) else []
     if len(parts) != len(_RULES):
-        raise CronError(f"cron {expression!r}: expected 5 fields (minute hour day-of-month month day-of-week)")
+        raise CronError(f"cron {quoted(expression)}: expected 5 fields (minute hour day-of-month month day-of-week)")
     minutes, hours, days, months, weekdays = (
         _parse_field(rule, part, expression) for rule, part in zip(_RULES, parts, strict=True)
     )
@@ -232,11 +250,23 @@ def field_sets(expression: str) -> FieldSets:
         # Vixie cron's MIN_STAR / HR_STAR: such jobs follow the wall clock across a clock change.
         wildcard=parts[0].startswith("*") or parts[1].startswith("*"),
     )
-    try:
-        # From a leap year in UTC: every possible day of the year comes up within the search.
-        next_real(fields, "UTC", real_minutes(datetime(2000, 1, 1, tzinfo=UTC)))
-    except NeverFires:
+    if not _ever_fires(fields):
         raise CronError(
-            f"cron {expression!r}: never fires: day-of-month {parts[2]!r} does not occur in month {parts[3]!r}"
-        ) from None
+            f"cron {quoted(expression)}: never fires: day-of-month {quoted(parts[2])} "
+            f"does not occur in month {quoted(parts[3])}"
+        )
     return fields
+
+
+_LONGEST_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def _ever_fires(fields: FieldSets) -> bool:
+    """Whether any day ever matches: decided, not searched (a search of years can end too soon).
+
+    With the day fields ORed, every month has every weekday. ANDed, only whether one of the days
+    exists in one of the months matters: a given date falls on each weekday in some year.
+    """
+    if not fields.days_and:
+        return True
+    return any(day <= _LONGEST_MONTH[month] for month in fields.months for day in fields.days)

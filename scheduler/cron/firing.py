@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 
 from scheduler.cron.zones import (
     CHANGE_LIMIT,
+    FIRST_REAL,
+    LAST_REAL,
     LATE_LIMIT,
     YEAR,
     Change,
@@ -39,7 +41,11 @@ from scheduler.cron.zones import (
     wall_minutes,
 )
 
-SEARCH_YEARS = 10
+#: How far next/latest look before giving up: longer than any gap between fires of an expression that
+#: fires at all (29 February on one weekday can be 40 years apart across a century year).
+SEARCH_YEARS = 50
+#: Minutes by which a year's search widens the wall clock it looks at: more than a zone's offset moves.
+_MARGIN = 26 * 60
 
 
 class NeverFires(ValueError):
@@ -163,62 +169,90 @@ def _fires_at_jump(fields: FieldSets, change: Change) -> bool:
 def next_real(fields: FieldSets, zone_name: str, start: int) -> int:
     """The first real minute at or after ``start`` at which the job starts. Raises NeverFires."""
     zone = ZoneInfo(zone_name)
-    horizon = start + SEARCH_YEARS * YEAR
-    real = start
+    horizon = min(start + SEARCH_YEARS * YEAR, LAST_REAL)
+    real = max(start, FIRST_REAL)
     while real < horizon:
-        recent = changes_between(zone_name, real - CHANGE_LIMIT, real)
-        change = recent[-1] if recent else None
-        if change is not None and change.is_jump() and real == change.at:
-            if _fires_at_jump(fields, change):
-                return real
-            real += 1
+        chunk_end = min(horizon, real + YEAR)
+        if not _may_fire(fields, zone, real, chunk_end):
+            real = chunk_end  # a year without a matching day: no need to know its clock changes
             continue
-        if change is not None and real < change.repeats_until():
-            # The wall clock repeats minutes it already showed: only wildcard jobs run (cron.c case 0).
-            end = change.repeats_until()
-            if fields.wildcard:
-                wall = next_wall(fields, real + change.after, end + change.after)
-                if wall is not None:
-                    return wall - change.after
-            real = end
-            continue
-        # A stretch with one offset: up to the next change, or a year (to bound the work per step).
-        upcoming = changes_between(zone_name, real + 1, min(horizon, real + YEAR))
-        end = upcoming[0].at if upcoming else min(horizon, real + YEAR)
-        offset = offset_at(zone, real)
-        wall = next_wall(fields, real + offset, end + offset)
-        if wall is not None:
-            return wall - offset
-        real = end
-    raise NeverFires(f"no fire time within {SEARCH_YEARS} years")
+        while real < chunk_end:
+            found, real = _next_in_stretch(fields, zone_name, zone, real, chunk_end)
+            if found is not None:
+                return found
+    raise NeverFires("before the calendar ends" if horizon == LAST_REAL else f"within {SEARCH_YEARS} years")
+
+
+def _next_in_stretch(
+    fields: FieldSets, zone_name: str, zone: ZoneInfo, real: int, limit: int
+) -> tuple[int | None, int]:
+    """Look from ``real`` through one stretch of the zone's clock: a jump, a repeat, or a span with
+    one offset up to the next change (or ``limit``). Returns (the fire time or None, where to go on)."""
+    recent = changes_between(zone_name, real - CHANGE_LIMIT, real)
+    change = recent[-1] if recent else None
+    if change is not None and change.is_jump() and real == change.at:
+        return (real if _fires_at_jump(fields, change) else None), real + 1
+    if change is not None and real < change.repeats_until():
+        # The wall clock repeats minutes it already showed: only wildcard jobs run (cron.c case 0).
+        end = change.repeats_until()
+        if fields.wildcard and change.shift < -1:
+            wall = next_wall(fields, real + change.after, end + change.after)
+            if wall is not None:
+                return wall - change.after, end
+        return None, end
+    upcoming = changes_between(zone_name, real + 1, limit)
+    end = upcoming[0].at if upcoming else limit
+    offset = offset_at(zone, real)
+    wall = next_wall(fields, real + offset, end + offset)
+    return (wall - offset if wall is not None else None), end
 
 
 def latest_real(fields: FieldSets, zone_name: str, at_or_before: int) -> int | None:
     """The last real minute at or before ``at_or_before`` at which the job starts, or None."""
     zone = ZoneInfo(zone_name)
-    floor = at_or_before - SEARCH_YEARS * YEAR
-    real = at_or_before
+    floor = max(at_or_before - SEARCH_YEARS * YEAR, FIRST_REAL)
+    real = min(at_or_before, LAST_REAL)
     while real >= floor:
         chunk_start = max(floor, real - YEAR)
-        # From a little before the chunk: a move back just before it still governs its first minutes.
-        earlier = changes_between(zone_name, chunk_start - CHANGE_LIMIT, real)
-        change = earlier[-1] if earlier else None
-        start = chunk_start if change is None else max(change.repeats_until(), change.at + change.is_jump())
-        if real >= start:
-            offset = offset_at(zone, real)
-            wall = previous_wall(fields, start + offset, real + offset + 1)
-            if wall is not None:
-                return wall - offset
-        if change is None:
+        if not _may_fire(fields, zone, chunk_start, real + 1):
             real = chunk_start - 1
             continue
-        if change.is_jump():
-            if _fires_at_jump(fields, change):
-                return change.at
-        elif change.repeats_until() > change.at and fields.wildcard:
-            last = min(real, change.repeats_until() - 1)
-            wall = previous_wall(fields, change.at + change.after, last + change.after + 1)
-            if wall is not None:
-                return wall - change.after
-        real = change.at - 1
+        while real >= chunk_start:
+            found, real = _latest_in_stretch(fields, zone_name, zone, real, chunk_start)
+            if found is not None:
+                return found
     return None
+
+
+def _latest_in_stretch(
+    fields: FieldSets, zone_name: str, zone: ZoneInfo, real: int, limit: int
+) -> tuple[int | None, int]:
+    """Look back from ``real`` through one stretch of the zone's clock, not before ``limit`` (except
+    to finish a change). Returns (the fire time or None, where to go on)."""
+    # From a little before: a move back just before the limit still governs the minutes after it.
+    earlier = changes_between(zone_name, limit - CHANGE_LIMIT, real)
+    change = earlier[-1] if earlier else None
+    start = limit if change is None else max(change.repeats_until(), change.at + change.is_jump())
+    if real >= start:
+        offset = offset_at(zone, real)
+        wall = previous_wall(fields, start + offset, real + offset + 1)
+        if wall is not None:
+            return wall - offset, real
+    if change is None:
+        return None, limit - 1
+    if change.is_jump():
+        if _fires_at_jump(fields, change):
+            return change.at, real
+    elif change.repeats_until() > change.at and fields.wildcard and change.shift < -1:
+        last = min(real, change.repeats_until() - 1)
+        wall = previous_wall(fields, change.at + change.after, last + change.after + 1)
+        if wall is not None:
+            return wall - change.after, real
+    return None, change.at - 1
+
+
+def _may_fire(fields: FieldSets, zone: ZoneInfo, start: int, end: int) -> bool:
+    """Whether any wall minute the zone can show during real minutes [start, end) matches: the offset
+    at ``start``, widened by more than any zone moves in a year (Samoa skipped a whole day in 2011)."""
+    offset = offset_at(zone, start)
+    return next_wall(fields, start + offset - _MARGIN, end + offset + _MARGIN) is not None

@@ -39,6 +39,10 @@ def wall_minutes(day: date, hour: int, minute: int) -> int:
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 #: A year's worth of minutes, rounded up: the stretch one search step covers.
 YEAR = 366 * MINUTES_PER_DAY
+#: The real minutes searched, years 3 to 9998: offsets, margins and a year's neighbours stay inside
+#: the calendar Python's dates can hold (years 1 to 9999).
+FIRST_REAL = (date(3, 1, 1).toordinal() - _EPOCH_ORDINAL) * MINUTES_PER_DAY
+LAST_REAL = (date(9998, 12, 31).toordinal() - _EPOCH_ORDINAL) * MINUTES_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,11 @@ class Change:
         return self.after - self.before
 
     def repeats_until(self) -> int:
-        """The first real minute after the repeated wall minutes of a move back (or ``at`` if none)."""
+        """The first real minute after the repeated wall minutes of a move back (or ``at`` if none).
+
+        In them cron runs only wildcard jobs, except after a move back of one minute: the wall
+        minute then reads as it did a minute ago, and cron's loop waits for it to change.
+        """
         if -CHANGE_LIMIT < self.shift + 1 <= 0:  # cron.c: timeDiff in (-180, 0] at the change
             return self.at - self.shift
         return self.at
@@ -73,22 +81,24 @@ def offset_at(zone: ZoneInfo, real: int) -> int:
 
 @functools.lru_cache(maxsize=8192)
 def changes_in_year(zone_name: str, year: int) -> tuple[Change, ...]:
-    """The zone's offset changes during ``year`` (UTC), found by probing every three hours and
-    bisecting to the minute. Cached: beat asks about a handful of zones over and over."""
+    """The zone's offset changes at real minutes from 1 January 00:00 UTC of ``year`` up to the next,
+    found by probing every six hours and bisecting to the minute. Cached: beat asks about a handful
+    of zones over and over."""
     zone = ZoneInfo(zone_name)
     start = wall_minutes(date(year, 1, 1), 0, 0)
     end = wall_minutes(date(year + 1, 1, 1), 0, 0)
-    step = 360  # six hours: no zone changes its offset twice within that (tzdata since 1970)
+    step = 360  # six hours: no zone changes its offset twice within that
     changes = []
-    previous = offset_at(zone, start)
-    probe = start
-    while probe < end:
-        following = min(probe + step, end)
+    # From the minute before the year, so that a change at its very first minute is the year's own.
+    probe = start - 1
+    previous = offset_at(zone, probe)
+    while probe < end - 1:
+        following = min(probe + step, end - 1)
         offset = offset_at(zone, following)
         if offset != previous:
             changes.append(_bisect_change(zone, probe, following, previous, offset))
         previous, probe = offset, following
-    return tuple(change for change in changes if start < change.at <= end)
+    return tuple(changes)
 
 
 def _bisect_change(zone: ZoneInfo, low: int, high: int, before: int, after: int) -> Change:

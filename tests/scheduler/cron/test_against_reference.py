@@ -176,3 +176,22 @@ def test_random_expressions_zones_and_instants_match_debian_cron(
     point = data.draw(st.one_of(instants, near_changes(zone)))
     start, end = point - timedelta(hours=24), point + timedelta(hours=24)
     check_around(expression, zone, start, end, [point], replay(expression, zone, start, end))
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "point"),
+    [
+        # a change at exactly 1 January 00:00 UTC (it used to be filed under the year before)
+        ("0 0 * * *", "Indian/Kerguelen", datetime(1949, 12, 31, 23, 58, tzinfo=UTC)),
+        ("30 0 * * *", "Africa/Niamey", datetime(1959, 12, 31, 23, 58, tzinfo=UTC)),
+        ("0 12 * * *", "Africa/Niamey", datetime(1959, 12, 31, 23, 58, tzinfo=UTC)),
+        # a move back of one minute: cron waits for the wall minute to change, and runs nothing twice
+        ("0 * * * *", "America/Merida", datetime(1922, 1, 1, 5, 59, tzinfo=UTC)),
+        ("* * * * *", "Africa/Brazzaville", datetime(1911, 12, 31, 22, 0, tzinfo=UTC)),
+    ],
+)
+def test_odd_historic_changes_match_debian_cron(expression: str, zone: str, point: datetime) -> None:
+    start, end = point - timedelta(hours=6), point + timedelta(hours=6)
+    fires = replay(expression, zone, start, end)
+    points = sorted({point, *(fire for fire in fires if abs(fire - point) <= timedelta(hours=2))})
+    check_around(expression, zone, start, end, points, fires)

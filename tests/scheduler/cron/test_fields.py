@@ -99,3 +99,34 @@ def test_ranges_with_steps_are_read_as_cron_reads_them(expression, stored_minute
 def test_digits_of_other_scripts_are_refused(field):
     with pytest.raises(CronError, match="minute"):
         parse_cron(f"{field} * * * *")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "\u00b2 * * * *",  # SUPERSCRIPT TWO: str.isdigit() says yes, int() says no
+        "0 0 \u00b9 * *",
+        "*/\u00b2 * * * *",
+        "1-\u00b2 * * * *",
+        "\u2460 * * * *",  # CIRCLED DIGIT ONE
+        "1" * 4301 + " * * * *",  # past Python's limit for int() of a string
+        "*/" + "1" * 5000 + " * * * *",
+    ],
+)
+def test_odd_digits_and_huge_numbers_are_a_clear_error_not_a_crash(expression):
+    with pytest.raises(CronError, match=r"minute|day-of-month") as caught:
+        parse_cron(expression)
+    assert len(str(caught.value)) < len(expression) + 200
+
+
+@pytest.mark.parametrize("expression", ["0\u00a00 * * *", "0 0\n* * *", "0 0 * *\u2003*", "0\u20280 * * *"])
+def test_only_spaces_and_tabs_separate_fields(expression):
+    with pytest.raises(CronError):
+        parse_cron(expression)
+    assert parse_cron("0\t0 *  * *") == CrontabFields("0", "0", "*", "*", "*")
+
+
+@pytest.mark.parametrize("expression", ["0 0 */31 2 mon", "0 0 */29 2 mon", "0 0 29 2 */7"])
+def test_an_expression_that_fires_rarely_is_not_called_never(expression):
+    # 1 February on a Monday (2010, 2016, ...); 29 February on a Sunday (2004, 2032, ...).
+    assert parse_cron(expression)

@@ -232,3 +232,16 @@ def test_cronsim_gets_these_wrong_which_is_why_firing_is_ours():
     # Reads the one-value range "5-5/2" as "5/2" (every other minute from 5); cron means minute 5 only.
     assert cronsim_next("5-5/2 * * * *", "UTC", utc(2026, 1, 1, 0, 5)) == utc(2026, 1, 1, 0, 7)
     assert next_fire("5-5/2 * * * *", "UTC", utc(2026, 1, 1, 0, 5)) == utc(2026, 1, 1, 1, 5)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("0 0 */31 2 mon", utc(2000, 1, 1), utc(2010, 2, 1)),
+        ("0 0 29 2 */7", utc(2011, 12, 29), utc(2032, 2, 29)),  # 20 years on: found, not given up on
+        ("* * * * *", utc(9997, 12, 30, 23, 59), utc(9997, 12, 31, 0, 0)),
+    ],
+)
+def test_rare_and_far_fire_times_are_found(expression, after, expected):
+    assert next_fire(expression, "UTC", after) == expected
+    assert latest_fire(expression, "UTC", expected) == expected
