@@ -13,9 +13,9 @@ wall clock moved by exactly one minute it runs the jobs matching it. Around a cl
 
 A *wildcard* job has ``*`` at the start of its minute or hour field (``*/15 2 * * *``, ``0 * * * *``,
 ``@hourly``); the others are *fixed-time* jobs. cronsim, which the project used before, does not
-follow these rules at every change (the README's "Daylight saving time" lists its faults, and
-tests/scheduler/cron/test_firing.py compares this module with an independent replay of cron's loop):
-this module replaces it for firing; its field parser is still used.
+follow these rules at every change, and its field parser misreads ``5-5/2``: the README's "Daylight
+saving time" lists its faults. This module and ``fields`` replace it; tests/scheduler/cron/
+test_against_reference.py compares them with an independent replay of cron's loop.
 
 Times are whole minutes counted from the Unix epoch (``int``), real (UTC) or wall (UTC plus the zone's
 offset then); datetimes only at the edges.
