@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from alloysync.client import AlloyItem
+from scheduler.cron import quoted
 from scheduler.jobspec import JobSpec, JobSpecError, job_spec_build
+from scheduler.stored_values import MAX_EXTERNAL_ID, text_problem
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ def job_spec_from_item(item: AlloyItem, codes: AttributeCodes, *, default_timezo
     """The job an item describes; raises ItemInvalid naming every problem at once."""
     title = item_title(item, codes)
     errors: list[str] = []
+    id_error = _item_id_error(item.item_id)
+    if id_error:
+        raise ItemInvalid(item.item_id, title, [id_error])
     cron = _text_attribute(item, codes.cron, "cron", "ALLOY_CRON_ATTRIBUTE", errors)
     steps = _steps_attribute(item, codes.steps, errors)
     timezone = default_timezone
@@ -54,6 +59,17 @@ def job_spec_from_item(item: AlloyItem, codes: AttributeCodes, *, default_timezo
         return job_spec_build(name=title[:200], cron=cron or "", timezone=timezone, steps=steps)
     except JobSpecError as exc:
         raise ItemInvalid(item.item_id, title, exc.errors) from None
+
+
+def _item_id_error(item_id: str) -> str | None:
+    """Why an item id cannot be a job's external id. Alloy's are 24 hex digits; anything else is refused
+    here, as one item's error, rather than by the database for the whole sync."""
+    if len(item_id) > MAX_EXTERNAL_ID:
+        return f"item id {quoted(item_id)} is longer than the {MAX_EXTERNAL_ID} characters a job can hold"
+    problem = text_problem(item_id)
+    if problem or not item_id.isprintable():
+        return f"item id {item_id!r} {problem or 'holds unprintable characters'}"
+    return None
 
 
 def _text_attribute(item: AlloyItem, code: str, what: str, setting: str, errors: list[str]) -> str | None:

@@ -14,11 +14,21 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scheduler import registry
-from scheduler.cron import CronError, CrontabFields, parse_cron
+from scheduler.cron import CronError, CrontabFields, parse_cron, quoted
+from scheduler.stored_values import (
+    MAX_FUNCTION_NAME,
+    MAX_STEPS_JSON_BYTES,
+    UnstorableValue,
+    crontab_column_limits,
+    storable_kwargs,
+    text_problem,
+)
 from scheduler.types import JSONObject, JSONValue
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 NAME_MAX_LENGTH = 200
+#: Job.cron's column.
+CRON_MAX_LENGTH = 200
 
 
 class JobSpecError(ValueError):
@@ -76,17 +86,16 @@ def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSO
     """Validate every part and return the spec, or raise JobSpecError listing every problem."""
     errors: list[str] = []
     name = (name or "").strip()
-    if not name:
-        errors.append("name is empty")
-    elif len(name) > NAME_MAX_LENGTH:
-        errors.append(f"name is longer than {NAME_MAX_LENGTH} characters")
+    name_error = _name_error(name)
+    if name_error:
+        errors.append(name_error)
     crontab = None
     if not isinstance(cron, str):
         errors.append(f"cron must be text, got {type(cron).__name__}")
     else:
         cron = cron.strip()
         try:
-            crontab = parse_cron(cron)
+            crontab = _storable_crontab(cron)
         except CronError as exc:
             errors.append(str(exc))
     timezone_error = _timezone_error(timezone)
@@ -100,6 +109,31 @@ def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSO
     if errors or crontab is None:
         raise JobSpecError(errors)
     return JobSpec(name=name, cron=cron, timezone=timezone, steps=parsed_steps, crontab=crontab)
+
+
+def _name_error(name: str) -> str | None:
+    if not name:
+        return "name is empty"
+    if len(name) > NAME_MAX_LENGTH:
+        return f"name is longer than {NAME_MAX_LENGTH} characters"
+    problem = text_problem(name)
+    return f"name {problem}" if problem else None
+
+
+def _storable_crontab(cron: str) -> CrontabFields:
+    """The crontab fields, or CronError if the expression or a field is longer than its column."""
+    if len(cron) > CRON_MAX_LENGTH:
+        raise CronError(f"cron {quoted(cron)} is longer than {CRON_MAX_LENGTH} characters")
+    crontab = parse_cron(cron)
+    for field_name, limit in crontab_column_limits().items():
+        value: str = getattr(crontab, field_name)
+        if len(value) > limit:
+            what = field_name.replace("_", "-").replace("-of-year", "")
+            raise CronError(
+                f"cron {quoted(cron)}: the {what} field {quoted(value, 20)} is longer than the {limit} characters "
+                "it can be stored in; write it shorter (a range such as 1-5, or a step such as */2)"
+            )
+    return crontab
 
 
 def _timezone_error(timezone: str) -> str | None:
@@ -123,6 +157,8 @@ def parse_steps(value: str | list[JSONValue]) -> list[Step]:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise JobSpecError([f"steps look like a JSON list but are not valid JSON: {exc}"]) from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number; nesting past the stack
+            raise JobSpecError([f"steps look like a JSON list but cannot be read: {_json_limit(exc)}"]) from None
     if isinstance(value, list):
         raw_steps = [_step_from_object(number, entry) for number, entry in enumerate(value, start=1)]
     elif isinstance(value, str):
@@ -142,13 +178,24 @@ def parse_steps(value: str | list[JSONValue]) -> list[Step]:
                 errors.append(StepError(number, error))
     if errors:
         raise JobSpecError([str(error) for error in sorted(errors, key=lambda error: error.number)])
+    size = len(json.dumps([step.as_json() for step in steps], ensure_ascii=False).encode())
+    if size > MAX_STEPS_JSON_BYTES:
+        raise JobSpecError([f"steps take {size} bytes as JSON, more than the {MAX_STEPS_JSON_BYTES} a job may hold"])
     return steps
+
+
+def _json_limit(exc: ValueError | RecursionError) -> str:
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if "digits" in str(exc):  # int parsing's limit (CVE-2020-10735), whose message suggests a Python call
+        return "a number has more digits than the 4,300 that are read"
+    return str(exc)
 
 
 def _step_from_line(number: int, line: str) -> Step | StepError:
     function, _, kwargs_text = line.partition(" ")
-    if not _FUNCTION_NAME.match(function):
-        return StepError(number, f"{function!r} is not a function name")
+    if len(function) > MAX_FUNCTION_NAME or not _FUNCTION_NAME.fullmatch(function):
+        return StepError(number, f"{_shown(function)} is not a function name")
     kwargs_text = kwargs_text.strip()
     kwargs: JSONValue = {}
     if kwargs_text:
@@ -156,6 +203,8 @@ def _step_from_line(number: int, line: str) -> Step | StepError:
             kwargs = json.loads(kwargs_text)
         except json.JSONDecodeError as exc:
             return StepError(number, f"arguments are not valid JSON: {exc.msg} (column {exc.colno})", function)
+        except (ValueError, RecursionError) as exc:
+            return StepError(number, f"arguments cannot be read: {_json_limit(exc)}", function)
     return _make_step(number, function, kwargs)
 
 
@@ -169,11 +218,21 @@ def _step_from_object(number: int, entry: JSONValue) -> Step | StepError:
 
 
 def _make_step(number: int, function: JSONValue, kwargs: JSONValue) -> Step | StepError:
-    if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
-        return StepError(number, f"{function!r} is not a function name")
+    if not isinstance(function, str) or len(function) > MAX_FUNCTION_NAME or not _FUNCTION_NAME.fullmatch(function):
+        return StepError(number, f"{_shown(function)} is not a function name")
     if not isinstance(kwargs, dict):
         return StepError(number, f"arguments must be a JSON object, got {type(kwargs).__name__}", function)
-    return Step(function=function, kwargs=kwargs)
+    try:
+        return Step(function=function, kwargs=storable_kwargs(kwargs))
+    except UnstorableValue as exc:
+        return StepError(number, str(exc), function)
+
+
+def _shown(value: JSONValue) -> str:
+    """A value for a message, cut short: an error must not repeat a megabyte of input."""
+    if isinstance(value, str):
+        return quoted(value)
+    return f"a {type(value).__name__}" if isinstance(value, list | dict) else repr(value)
 
 
 def _registry_error(step: Step) -> str | None:

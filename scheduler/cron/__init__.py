@@ -44,6 +44,7 @@ __all__ = [
     "latest_fire",
     "next_fire",
     "parse_cron",
+    "quoted",
 ]
 
 
