@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -38,6 +38,29 @@ class JobChanges:
     def __bool__(self) -> bool:
         return bool(self.create or self.update or self.invalid or self.remove)
 
+    def __len__(self) -> int:
+        return len(self.create) + len(self.update) + len(self.invalid) + len(self.remove)
+
+    def halves(self) -> tuple[JobChanges, JobChanges]:
+        """The changes cut in two, in order: creates, updates, invalid marks, removals."""
+        entries: list[tuple[ChangeKind, Any]] = [
+            *(("create", entry) for entry in self.create),
+            *(("update", entry) for entry in self.update),
+            *(("invalid", entry) for entry in self.invalid),
+            *(("remove", entry) for entry in self.remove),
+        ]
+        middle = len(entries) // 2
+        return self._of(entries[:middle]), self._of(entries[middle:])
+
+    def _of(self, entries: list[tuple[ChangeKind, Any]]) -> JobChanges:
+        part = JobChanges(source=self.source)
+        for kind, entry in entries:
+            getattr(part, kind).append(entry)
+        return part
+
+
+ChangeKind = Literal["create", "update", "invalid", "remove"]
+
 
 _BATCH = 2000
 JOB_INSERT_COLUMNS = (
@@ -61,16 +84,19 @@ class _Scheduled:
 
 
 @transaction.atomic
-def jobs_apply_changes(changes: JobChanges) -> None:
+def jobs_apply_changes(changes: JobChanges) -> list[int]:
     """Write a sync's decisions in bulk, in one transaction, and tell beat once.
 
     Bulk writes bypass the PeriodicTask signals beat relies on, hence the single
     ``PeriodicTasks.update_changed()`` at the end. ``enabled`` is never written: pauses stay.
+    Returns the ids of jobs to update that were deleted since the sync read them (an operator
+    deleted one in the admin meanwhile): they are left alone, and the rest written.
     """
     if not changes:
-        return
+        return []
     now = timezone.now()
-    scheduled = [*_create_jobs(changes, now), *_update_jobs(changes, now)]
+    vanished: list[int] = []
+    scheduled = [*_create_jobs(changes, now), *_update_jobs(changes, now, vanished)]
     _schedule_in_bulk(scheduled, changes.source, now)
     Job.objects.bulk_update(
         [Job(pk=job_id, sync_error=message, updated_at=now) for job_id, message in changes.invalid],
@@ -79,6 +105,7 @@ def jobs_apply_changes(changes: JobChanges) -> None:
     )
     _unschedule_in_bulk(changes.remove, now)
     PeriodicTasks.update_changed()
+    return vanished
 
 
 def _create_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
@@ -105,18 +132,21 @@ def _create_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
     return [_Scheduled(ids[external_id], spec.name, external_id, None, spec) for external_id, spec in changes.create]
 
 
-def _update_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
+def _update_jobs(changes: JobChanges, now: datetime, vanished: list[int]) -> list[_Scheduled]:
     if not changes.update:
         return []
-    current = Job.objects.filter(pk__in=[job_id for job_id, _ in changes.update])
+    # Locked, so that a job cannot vanish between this read and the writes below.
+    current = Job.objects.select_for_update().filter(pk__in=[job_id for job_id, _ in changes.update])
     known = {
         pk: (external_id, task_id)
         for pk, external_id, task_id in current.values_list("pk", "external_id", "periodic_task_id")
     }
-    jobs = [_job_from_spec(Job(pk=job_id, removed_at=None, updated_at=now), spec) for job_id, spec in changes.update]
+    vanished += [job_id for job_id, _ in changes.update if job_id not in known]
+    updates = [(job_id, spec) for job_id, spec in changes.update if job_id in known]
+    jobs = [_job_from_spec(Job(pk=job_id, removed_at=None, updated_at=now), spec) for job_id, spec in updates]
     fields = ["name", "cron", "timezone", "steps", "sync_error", "removed_at", "updated_at"]
     Job.objects.bulk_update(jobs, fields, batch_size=_BATCH)
-    return [_Scheduled(job_id, spec.name, *known[job_id], spec) for job_id, spec in changes.update]
+    return [_Scheduled(job_id, spec.name, *known[job_id], spec) for job_id, spec in updates]
 
 
 def _ids_by(queryset: QuerySet[Any], field_name: str, values: list[str]) -> dict[str, int]:
