@@ -6,14 +6,20 @@ read yields removals: absence means removal only once every item has been seen.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from alloysync.client import AlloyItem
 from alloysync.mapping import AttributeCodes, ItemInvalid, job_spec_from_item
 from scheduler.changes import JobChanges
+from scheduler.changes_bisect import AppliedChanges
 from scheduler.models import Job
 from scheduler.selectors import JobState
+
+
+class SyncConfigError(Exception):
+    """A required ALLOY_* setting is missing or wrong; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -31,18 +37,20 @@ class SyncPlan:
     changes: JobChanges = field(default_factory=lambda: JobChanges(source=Job.Source.ALLOY))
     items_read: int = 0
     unchanged: int = 0
-    restored: int = 0
+    restored: set[int] = field(default_factory=set)  # ids of removed jobs whose items are back
     live_jobs: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)  # external id -> job id, absent from the read
+    carried: Counter[str] = field(default_factory=Counter)  # attribute code -> items that carry it
+    notes: list[str] = field(default_factory=list)  # what the record's message should say
 
     @property
     def created(self) -> int:
-        return len(self.changes.create) + self.restored
+        return len(self.changes.create) + len(self.restored)
 
     @property
     def updated(self) -> int:
-        return len(self.changes.update) - self.restored
+        return len(self.changes.update) - len(self.restored)
 
     def removes_too_many(self, fraction: float) -> bool:
         return len(self.changes.remove) > fraction * self.live_jobs
@@ -57,10 +65,51 @@ def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str,
     plan.live_jobs = sum(1 for state in states.values() if state.scheduled)
     for item in items:
         plan.items_read += 1
+        plan.carried.update(item.attributes.keys())
         _plan_item(plan, item, states.pop(item.item_id, None), rules)
     # Only now, after a complete read, can absence mean removal.
     plan.missing = {external_id: state.id for external_id, state in states.items() if state.scheduled}
     plan.changes.remove = list(plan.missing.values())
+
+
+def sync_plan_check_attributes(plan: SyncPlan, rules: ItemRules, design: str) -> None:
+    """Raise SyncConfigError if no item read carries the title, cron or steps attribute code.
+
+    Alloy leaves out an attribute an item has no value for, so a code that no item of the design
+    carries is all but certainly misspelt: read as it is, every item would be invalid and the sync
+    would call that success. The zone attribute is optional on every item, so a design whose items
+    all use the default zone is normal: that gets a note in the record instead of a failure.
+    """
+    if not plan.items_read:
+        return
+    codes = rules.codes
+    required = {
+        "ALLOY_TITLE_ATTRIBUTE": codes.title,
+        "ALLOY_CRON_ATTRIBUTE": codes.cron,
+        "ALLOY_STEPS_ATTRIBUTE": codes.steps,
+    }
+    unseen = [f"{name}={code!r}" for name, code in required.items() if not plan.carried[code]]
+    if unseen:
+        raise SyncConfigError(
+            f"none of the {plan.items_read} items of design {design!r} carries {' or '.join(unseen)}: check the "
+            "attribute code against the design in Alloy (codes look like attributes_jobsCron); nothing was changed"
+        )
+    if codes.timezone and not plan.carried[codes.timezone]:
+        plan.notes.append(
+            f"no item carries ALLOY_TIMEZONE_ATTRIBUTE={codes.timezone!r}, so every job uses JOB_DEFAULT_TIMEZONE="
+            f"{rules.default_timezone!r}; if items do name zones, check that attribute code"
+        )
+
+
+def sync_plan_settle(plan: SyncPlan, outcome: AppliedChanges) -> None:
+    """Make the plan say what was written: ``outcome``'s applied changes, not what was decided."""
+    plan.changes = outcome.applied
+    plan.restored &= {job_id for job_id, _ in outcome.applied.update}
+    if outcome.vanished:
+        plan.notes.append(
+            f"{len(outcome.vanished)} job(s) deleted while this sync ran were left alone "
+            f"(ids {', '.join(map(str, outcome.vanished[:20]))}); the next sync creates them again"
+        )
 
 
 def sync_plan_confirm_removals(plan: SyncPlan, items: Iterable[AlloyItem]) -> None:
@@ -93,4 +142,5 @@ def _plan_item(plan: SyncPlan, item: AlloyItem, state: JobState | None, rules: I
         plan.unchanged += 1
     else:
         plan.changes.update.append((state.id, spec))
-        plan.restored += not state.scheduled
+        if not state.scheduled:
+            plan.restored.add(state.id)

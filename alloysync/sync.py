@@ -10,41 +10,46 @@ does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection
-from django.utils import timezone
+from django.db import DatabaseError, connection, transaction
 
 from alloysync.client import AlloyClient, AlloyError, ItemQuery
 from alloysync.mapping import AttributeCodes
 from alloysync.models import SyncRun
-from alloysync.plan import ItemRules, SyncPlan, sync_plan_confirm_removals, sync_plan_fill
-from scheduler.changes import jobs_apply_changes
-from scheduler.leases import lease_hold, lease_holder, lease_release
-from scheduler.models import Job, Lease
+from alloysync.plan import (
+    ItemRules,
+    SyncConfigError,
+    SyncPlan,
+    sync_plan_check_attributes,
+    sync_plan_confirm_removals,
+    sync_plan_fill,
+    sync_plan_settle,
+)
+from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL, LeaseKeeper, SyncAlreadyRunning, SyncLease, SyncLeaseLost
+from alloysync.sync_record import sync_run_finish, sync_run_start
+from scheduler.changes import JobChanges
+from scheduler.changes_bisect import AppliedChanges, jobs_apply_changes_or_bisect
+from scheduler.models import Job
 from scheduler.selectors import JobState, job_states_for_source
 
 logger = logging.getLogger(__name__)
 
-# One sync at a time: a lease, renewed while the sync reads, so a sync whose process died (or whose
-# database restarted under it) stops blocking the next one after this long, not forever. Longer than
-# one request can take with its retries (ALLOY_TIMEOUT plus a 120 s retry budget).
-SYNC_LEASE = "alloy-sync"
-SYNC_LEASE_TTL = 300.0
+__all__ = [
+    "SYNC_LEASE",
+    "SyncAlreadyRunning",
+    "SyncConfig",
+    "SyncConfigError",
+    "SyncLeaseLost",
+    "SyncOutcome",
+    "alloy_sync",
+    "alloy_sync_plan",
+]
 
 PageCallback = Callable[[int, int], None]
-
-
-class SyncConfigError(Exception):
-    """A required ALLOY_* setting is missing or wrong; the message names it."""
-
-
-class SyncAlreadyRunning(Exception):
-    """Another sync holds the lock."""
 
 
 @dataclass(frozen=True)
@@ -142,62 +147,107 @@ def alloy_sync(
     """Run one sync and record it as a SyncRun, whatever its outcome.
 
     Raises SyncAlreadyRunning (recording nothing) if another sync holds the lease. ``client``
-    overrides the one built from settings (tests, benchmarks); it is not closed here.
+    overrides the one built from settings (tests, benchmarks); it is not closed here. Every other
+    way out, an interrupt or a bug included, leaves the record finished and saying why.
     """
-    lease = _SyncLease()
+    lease = SyncLease()
     run = sync_run_start(trigger=trigger, lease=lease)
+    keeper = LeaseKeeper(lease)
+    keeper.start()
     try:
-        return _sync_holding_lease(run, lease, allow_mass_removal, config, client, on_page)
+        return _sync_holding_lease(_Sync(run, keeper, allow_mass_removal, on_page), config, client)
     finally:
+        keeper.stop()
         try:
             lease.release()
         except DatabaseError:
             logger.warning("sync %s could not release its lease; it lapses in %g s", run.pk, SYNC_LEASE_TTL)
 
 
-def _sync_holding_lease(
-    run: SyncRun,
-    lease: _SyncLease,
-    allow_mass_removal: bool,
-    config: SyncConfig | None,
-    client: AlloyClient | None,
-    on_page: PageCallback | None,
-) -> SyncOutcome:
+@dataclass
+class _Sync:
+    """One recorded sync under way: its record, its lease keeper, and what the caller asked."""
+
+    run: SyncRun
+    keeper: LeaseKeeper
+    allow_mass_removal: bool
+    on_page: PageCallback | None
+    requests: int = 0
+
+    def progress(self, pages: int, items: int) -> None:
+        if self.keeper.lost:
+            raise SyncLeaseLost(f"sync {self.run.pk} lost its lease to another sync while reading; it changed nothing")
+        if self.on_page:
+            self.on_page(pages, items)
+
+
+def _sync_holding_lease(sync: _Sync, config: SyncConfig | None, client: AlloyClient | None) -> SyncOutcome:
     plan = SyncPlan()
     try:
         config = config or SyncConfig.from_settings()
-    except SyncConfigError as exc:
-        return SyncOutcome(plan, _finish(run, plan, 0, SyncRun.Status.FAILED, str(exc)))
+        with _client_for(config, client) as alloy:
+            try:
+                status, message = _read_and_apply(sync, plan, alloy, config)
+            finally:
+                sync.requests = alloy.requests_made
+    except (SyncConfigError, SyncLeaseLost, AlloyError) as exc:
+        return SyncOutcome(plan, _finish(sync, plan, SyncRun.Status.FAILED, str(exc)))
+    except DatabaseError as exc:
+        # The database went away (a restart, a failover): the transaction rolled back, nothing was
+        # written. Record that on a fresh connection if the database is back.
+        connection.close()
+        _finish(sync, plan, SyncRun.Status.FAILED, f"database error, nothing was changed: {type(exc).__name__}")
+        raise
+    except BaseException as exc:
+        # A bug, an interrupt (Ctrl-C, a worker's shutdown): still recorded, then raised as it was.
+        _finish(sync, plan, SyncRun.Status.FAILED, f"stopped by {type(exc).__name__}: {exc}")
+        raise
+    return SyncOutcome(plan, _finish(sync, plan, status, message))
 
-    def progress(pages: int, items: int) -> None:
-        lease.keep()
-        if on_page:
-            on_page(pages, items)
 
-    with _client_for(config, client) as alloy:
-        try:
-            _read_into(plan, alloy, config, progress)
-            lease.keep()
-            if plan.removes_too_many(config.max_removal_fraction) and not allow_mass_removal:
-                refusal = _refusal(plan, config)
-                return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.REFUSED, refusal))
-            jobs_apply_changes(plan.changes)
-        except AlloyError as exc:
-            return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, str(exc)))
-        except DatabaseError as exc:
-            # The database went away (a restart, a failover): the transaction rolled back, nothing was
-            # written. Record that on a fresh connection if the database is back.
-            connection.close()
-            _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, f"database error: {type(exc).__name__}")
-            raise
-        except BaseException as exc:
-            _finish(run, plan, alloy.requests_made, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
-            raise
-        return SyncOutcome(plan, _finish(run, plan, alloy.requests_made, SyncRun.Status.SUCCEEDED, ""))
+def _read_and_apply(sync: _Sync, plan: SyncPlan, alloy: AlloyClient, config: SyncConfig) -> tuple[str, str]:
+    _read_into(plan, alloy, config, sync.progress)
+    sync.keeper.stop()  # the apply below renews the lease itself, in its transaction
+    if plan.removes_too_many(config.max_removal_fraction) and not sync.allow_mass_removal:
+        return SyncRun.Status.REFUSED, _refusal(plan, config)
+    with transaction.atomic():
+        if not sync.keeper.lease.take():
+            raise SyncLeaseLost(f"sync {sync.run.pk} lost its lease to another sync before writing; it changed nothing")
+        outcome = jobs_apply_changes_or_bisect(plan.changes)
+        _record_refusals(plan, outcome)
+        sync_plan_settle(plan, outcome)
+    return SyncRun.Status.SUCCEEDED, "; ".join(plan.notes)
+
+
+def _record_refusals(plan: SyncPlan, outcome: AppliedChanges) -> None:
+    """Each change the database refused becomes its item's error; a refused update also shows on its
+    job, which keeps its last definition. Not expected (values are checked first), but if it happens,
+    operators see which item and why instead of a sync that fails for everyone."""
+    if not outcome.refused:
+        return
+    names = {external_id: spec.name for external_id, spec in plan.changes.create}
+    job_ids = [refusal.key for refusal in outcome.refused if isinstance(refusal.key, int)]
+    jobs = {
+        pk: (external_id, name)
+        for pk, external_id, name in Job.objects.filter(pk__in=job_ids).values_list("pk", "external_id", "name")
+    }
+    marks: list[tuple[int, str]] = []
+    for refusal in outcome.refused:
+        message = f"the database refused to {refusal.kind} this job: {refusal.reason}"
+        if isinstance(refusal.key, int):
+            item_id, title = jobs.get(refusal.key, ("", f"job {refusal.key}"))
+            if refusal.kind == "update":
+                marks.append((refusal.key, message))
+        else:
+            item_id, title = refusal.key, names.get(refusal.key, refusal.key)
+        plan.errors.append({"item_id": item_id, "title": title, "message": message})
+    if marks:
+        jobs_apply_changes_or_bisect(JobChanges(source=Job.Source.ALLOY, invalid=marks))
 
 
 def _read_into(plan: SyncPlan, client: AlloyClient, config: SyncConfig, on_page: PageCallback | None) -> None:
     sync_plan_fill(plan, client.iter_items(config.query, on_page=on_page), _states(), config.item_rules)
+    sync_plan_check_attributes(plan, config.item_rules, config.query.design_code)
     if plan.changes.remove:
         sync_plan_confirm_removals(plan, client.iter_items(config.query))
 
@@ -218,62 +268,5 @@ def _refusal(plan: SyncPlan, config: SyncConfig) -> str:
     )
 
 
-class _SyncLease:
-    """The sync's hold on the ``alloy-sync`` lease, renewed as pages arrive."""
-
-    def __init__(self) -> None:
-        self.holder = lease_holder()
-        self._renewed = 0.0
-
-    def take(self) -> bool:
-        taken = lease_hold(name=SYNC_LEASE, holder=self.holder, ttl=SYNC_LEASE_TTL)
-        self._renewed = time.monotonic()
-        return taken
-
-    def keep(self) -> None:
-        if time.monotonic() - self._renewed > SYNC_LEASE_TTL / 3:
-            self.take()
-
-    def release(self) -> None:
-        lease_release(name=SYNC_LEASE, holder=self.holder)
-
-
-def sync_run_start(*, trigger: str, lease: _SyncLease) -> SyncRun:
-    """Take the sync lease and record a running SyncRun; raise SyncAlreadyRunning if another holds it."""
-    if not lease.take():
-        holder = Lease.objects.filter(name=SYNC_LEASE).values_list("holder", "acquired_at").first()
-        since = f" ({holder[0]}, since {holder[1]:%Y-%m-%d %H:%M:%S} UTC)" if holder else ""
-        raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing")
-    now = timezone.now()
-    # Whoever holds the lease is the only sync alive: one still marked running died on the way.
-    SyncRun.objects.filter(status=SyncRun.Status.RUNNING).update(
-        status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
-    )
-    return SyncRun.objects.create(trigger=trigger, started_at=now, status=SyncRun.Status.RUNNING)
-
-
-def _finish(run: SyncRun, plan: SyncPlan, requests: int, status: str, message: str) -> SyncRun:
-    finished_at = timezone.now()
-    run.status, run.finished_at, run.message, run.requests = status, finished_at, message, requests
-    run.items_read, run.unchanged, run.errors = plan.items_read, plan.unchanged, plan.errors
-    run.invalid = len(plan.errors)
-    applied = status == SyncRun.Status.SUCCEEDED
-    run.created = plan.created if applied else 0
-    run.updated = plan.updated if applied else 0
-    run.removed = len(plan.changes.remove) if applied else 0
-    run.save()
-    log = logger.info if applied else logger.warning
-    seconds = (finished_at - run.started_at).total_seconds()  # run.duration, which is set once finished
-    # LogRecord owns "created": the counts go out under names of their own.
-    counted = ("items_read", "created", "updated", "unchanged", "removed", "invalid")
-    counts = {f"sync_{name}": getattr(run, name) for name in counted}
-    log(
-        "sync %s %s in %.1f s: %s, %d requests%s",
-        *(run.pk, status, seconds, run.summary(), requests, _colon(message)),
-        extra={"sync_id": run.pk, "status": status, "seconds": seconds, "requests": requests, **counts},
-    )
-    return run
-
-
-def _colon(message: str) -> str:
-    return f": {message}" if message else ""
+def _finish(sync: _Sync, plan: SyncPlan, status: str, message: str) -> SyncRun:
+    return sync_run_finish(sync.run, plan, requests=sync.requests, status=status, message=message)
