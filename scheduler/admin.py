@@ -1,4 +1,9 @@
-"""The operators' surface: jobs (view, pause, resume, run now), run history with steps."""
+"""The operators' surface: jobs (view, pause, resume, run now), run history with steps.
+
+Every action that changes or runs something names the permission it needs (``@admin.action(permissions=...)``):
+Django then neither offers it to nor runs it for a user without that permission, however the request
+is made. ``tests/test_admin_permissions.py`` walks every action and custom URL of every admin to hold this.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from scheduler import services
+from scheduler import periodic_task_admin, services
 from scheduler.cron import CronError, describe_cron, next_fire
 from scheduler.jobspec import JobSpec, JobSpecError, job_spec_build, steps_as_text
-from scheduler.models import Job, JobRun, StepRun
+from scheduler.models import RUN_JOB_PERMISSION, Job, JobRun, StepRun
 
 # What get_fields returns, as django-stubs types it: field names, or groups of names shown on one line.
 FieldGroups = list[str | list[str] | tuple[str, ...]]
@@ -187,7 +192,11 @@ class JobAdmin(admin.ModelAdmin[Job]):
     def sync_error_short(self, job: Job) -> str:
         return job.sync_error[:120]
 
-    @admin.action(description="Pause selected jobs (with a note)")
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        """Whether the user may run jobs now: the action's ``permissions=["run"]`` asks this."""
+        return request.user.has_perm(RUN_JOB_PERMISSION)
+
+    @admin.action(description="Pause selected jobs (with a note)", permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         scheduled = queryset.exclude(periodic_task=None)
         if "apply" in request.POST:
@@ -209,14 +218,14 @@ class JobAdmin(admin.ModelAdmin[Job]):
         }
         return TemplateResponse(request, "admin/scheduler/job/pause_confirmation.html", context)
 
-    @admin.action(description="Resume selected jobs")
+    @admin.action(description="Resume selected jobs", permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         scheduled = list(queryset.exclude(periodic_task=None))
         for job in scheduled:
             services.job_resume(job=job)
         self.message_user(request, f"Resumed {len(scheduled)} job(s).", messages.SUCCESS)
 
-    @admin.action(description="Run selected jobs now")
+    @admin.action(description="Run selected jobs now", permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         runs = [services.job_run_now(job=job) for job in queryset]
         self.message_user(
@@ -264,3 +273,6 @@ class JobRunAdmin(admin.ModelAdmin[JobRun]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+periodic_task_admin.register(admin.site)

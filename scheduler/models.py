@@ -63,6 +63,8 @@ class Job(models.Model):
 # The Celery task that runs a job (scheduler.tasks.run_job): beat sends it, "run now" queues it. A
 # public name: PeriodicTask rows and messages in flight carry it.
 RUN_JOB_TASK = "scheduler.run_job"
+# Who may run a job now (the admin's "run now", and running a job's periodic task by hand); see Job.Meta.
+RUN_JOB_PERMISSION = "scheduler.run_job"
 
 
 class JobRun(models.Model):

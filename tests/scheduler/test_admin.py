@@ -1,4 +1,6 @@
 import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 
 from scheduler.models import Job, JobRun, StepRun
@@ -12,6 +14,15 @@ CHANGELIST = reverse("admin:scheduler_job_changelist")
 @pytest.fixture
 def staff_client(client, django_user_model):
     user = django_user_model.objects.create_superuser("ops", "ops@example.org", "a-long-test-password")
+    client.force_login(user)
+    return client
+
+
+def staff_holding(django_user_model, *codenames):
+    """A logged-in client for a staff user with exactly these scheduler permissions."""
+    user = django_user_model.objects.create_user(f"staff-{'-'.join(codenames)}", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="scheduler", codename__in=codenames))
+    client = Client()
     client.force_login(user)
     return client
 
@@ -128,3 +139,40 @@ def test_run_history_shows_steps_and_tracebacks(staff_client, make_job):
     ).content.decode()
     assert f">{run.pk}<" not in ok_only
     assert StepRun.objects.get(run=run).status == "failed"
+
+
+def test_a_viewer_sees_jobs_but_no_pause_resume_or_run_and_a_posted_run_is_refused(django_user_model, make_job):
+    viewer = staff_holding(django_user_model, "view_job")
+    job = make_job(name="gullies")
+    page = viewer.get(CHANGELIST).content.decode()
+    assert "gullies" in page
+    assert not any(f'value="{action}"' in page for action in ("pause_jobs", "resume_jobs", "run_now"))
+    for action in ("pause_jobs", "run_now"):
+        viewer.post(CHANGELIST, {"action": action, "_selected_action": [job.pk], "apply": "Pause", "index": "0"})
+    job.refresh_from_db()
+    assert not job.is_paused
+    assert not job.runs.exists()
+
+
+def test_changing_jobs_allows_pause_and_resume_but_running_needs_its_own_permission(django_user_model, make_job):
+    editor = staff_holding(django_user_model, "view_job", "change_job")
+    job = make_job()
+    page = editor.get(CHANGELIST).content.decode()
+    assert 'value="pause_jobs"' in page and 'value="resume_jobs"' in page and 'value="run_now"' not in page
+    editor.post(CHANGELIST, {"action": "pause_jobs", "_selected_action": [job.pk], "apply": "Pause", "note": "x"})
+    editor.post(CHANGELIST, {"action": "run_now", "_selected_action": [job.pk]})
+    job.refresh_from_db()
+    assert job.is_paused
+    assert not job.runs.exists()
+
+
+def test_the_run_jobs_now_permission_allows_run_now_and_nothing_else(
+    django_user_model, make_job, django_capture_on_commit_callbacks
+):
+    runner = staff_holding(django_user_model, "view_job", "run_job")
+    job = make_job()
+    page = runner.get(CHANGELIST).content.decode()
+    assert 'value="run_now"' in page and 'value="pause_jobs"' not in page
+    with django_capture_on_commit_callbacks(execute=False):
+        runner.post(CHANGELIST, {"action": "run_now", "_selected_action": [job.pk]})
+    assert JobRun.objects.get(job=job).trigger == "manual"

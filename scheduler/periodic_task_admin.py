@@ -1,0 +1,55 @@
+"""django-celery-beat's periodic task admin, with a permission on every action.
+
+Its own admin (django-celery-beat 2.9.0) names no permission on its actions, and Django filters an
+action by permission only when the action names one: any staff user allowed only to *view* periodic
+tasks could enable, disable, toggle and run them from the list, and so pause, resume or set off a
+job. The same admin is registered again here, each action naming what it needs: ``change`` to enable,
+disable or toggle (the enabled box is a job's pause state), and the project's "run jobs now"
+permission to send a task at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django_celery_beat import admin as celery_beat_admin
+from django_celery_beat.models import PeriodicTask
+
+from scheduler.models import RUN_JOB_PERMISSION
+
+# django-celery-beat's admin, whose action descriptions (translated) are kept.
+_Base = celery_beat_admin.PeriodicTaskAdmin
+
+
+class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[misc]  # an untyped library class
+    """django-celery-beat's admin unchanged, except that each action requires a permission."""
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        """Whether the user may send tasks now: the ``run`` that ``run_tasks`` names."""
+        return request.user.has_perm(RUN_JOB_PERMISSION)
+
+    @admin.action(description=_Base.enable_tasks.short_description, permissions=["change"])
+    def enable_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().enable_tasks(request, queryset)
+
+    @admin.action(description=_Base.disable_tasks.short_description, permissions=["change"])
+    def disable_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().disable_tasks(request, queryset)
+
+    @admin.action(description=_Base.toggle_tasks.short_description, permissions=["change"])
+    def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().toggle_tasks(request, queryset)
+
+    @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
+    def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().run_tasks(request, queryset)
+
+
+def register(site: admin.AdminSite) -> None:
+    """Put this admin in place of django-celery-beat's own on ``site``."""
+    if site.is_registered(PeriodicTask):
+        site.unregister(PeriodicTask)
+    site.register(PeriodicTask, PeriodicTaskAdmin)
