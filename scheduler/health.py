@@ -1,7 +1,9 @@
 """Health checks behind /healthz: each app registers its own (this one: database, broker, beat).
 
 Each check returns a ``Check``; the endpoint is healthy only when all are. Messages name what is
-wrong but never carry a URL, a key or an exception's text (which may hold a DSN).
+wrong but never carry a URL, a key or an exception's text (which may hold a DSN). Even so, /healthz
+is open to anyone who can reach it, and details (the beat leader's host and pid, ages, versions) help
+an attacker: ``health_summary`` is all that anonymous callers get; the details are for staff.
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ class UnknownHealthCheck(LookupError):
     pass
 
 
-def run_health_checks(names: list[str] | None = None) -> tuple[bool, dict[str, str | dict[str, object]]]:
+# A report: "checked_at" (ISO time) and, under each check's name, its Check as a dict.
+HealthReport = dict[str, str | dict[str, object]]
+
+
+def run_health_checks(names: list[str] | None = None) -> tuple[bool, HealthReport]:
     """Run the named checks (default: all); healthy only if every one passes.
 
     The report holds ``checked_at`` (ISO time) and each check's result under its name.
@@ -91,3 +97,12 @@ def run_health_checks(names: list[str] | None = None) -> tuple[bool, dict[str, s
         "checked_at": timezone.now().isoformat(),
         **{name: result.as_dict() for name, result in results.items()},
     }
+
+
+def health_summary(healthy: bool, report: HealthReport) -> dict[str, object]:
+    """What anyone may be told: ``{"status": "ok" | "unhealthy", "failing": [check names]}``.
+
+    No detail, holder, age or time: those are in ``report``, which only staff see.
+    """
+    failing = [name for name, result in report.items() if isinstance(result, dict) and not result["ok"]]
+    return {"status": "ok" if healthy else "unhealthy", "failing": failing}
