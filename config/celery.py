@@ -1,11 +1,28 @@
 """The Celery application: configuration comes from Django settings (the ``CELERY_`` block)."""
 
 import os
+from typing import Any
 
 from celery import Celery
+
+from config.env import exit_on_setting_error
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("alloysync")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def _load_django_settings(**kwargs: Any) -> None:
+    """Load Django's settings before Celery reads them, so that a bad one is its one line and exit 2.
+
+    Celery configures itself lazily, first inside its command line's option defaults (worker, beat,
+    inspect, flower), where an exception would print a long traceback. In a process whose settings
+    are already loaded (web, tests) this does nothing.
+    """
+    from django.conf import settings
+
+    with exit_on_setting_error():
+        settings.INSTALLED_APPS  # noqa: B018 - the attribute access loads the settings module

@@ -1,40 +1,174 @@
-"""Small helpers the settings read the environment with: secrets from ``*_FILE``, checked numbers.
+"""Strict readers of the environment for the settings, and the one-line refusal of a bad value.
 
-They fail at start-up with ``ImproperlyConfigured`` naming the variable, so a bad value stops the
-process before it does anything, instead of surfacing later as an obscure error.
+Every reader takes the variable's name and its default (used only when the variable is unset),
+parses the text exactly, and raises ``SettingError`` naming the variable and what it accepts, so a
+bad value stops the process at start-up instead of surfacing later as an obscure error. A variable
+set to an empty string is a value like any other: refused where it means nothing.
+
+django-environ is used for what it parses well (database URLs, in ``config.env_urls``), not for
+numbers or booleans: its ``float`` deletes every character but digits, ``,``, ``.`` and ``-``
+before parsing (``1e3`` becomes ``13.0``, ``abc`` fails as ``could not convert string to float:
+''``), and its ``bool`` reads any unknown word (``ture``) as False.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
-env = environ.Env()
+# Durations longer than a year are typing mistakes, and beyond what timers and timedelta accept.
+MAX_SECONDS = 366 * 24 * 3600
+# Counts and sizes are stored in, and passed to, 32-bit signed integers (PostgreSQL, C APIs).
+MAX_WHOLE_NUMBER = 2**31 - 1
+
+# Plain decimal notation with an optional exponent: what float() reads, without inf, nan or "_".
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_WHOLE = re.compile(r"\+?\d+", re.ASCII)
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+# An IANA zone name: Area/Location parts of letters, digits, "_", "+" and "-".
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
 
 
-def read_secret(name: str) -> str | None:
-    """The value of ``name``, or the stripped contents of the file named by ``name_FILE``.
+class SettingError(ImproperlyConfigured):
+    """A setting from the environment is malformed or out of range.
 
-    Docker and Kubernetes secrets arrive as files; reading them here keeps keys out of the process
-    environment that ``ps e`` and crash reporters can see.
+    The message is one line: the variable, what it accepts and, unless the value is secret, the
+    value given.
     """
-    value: str = env.str(name, default="")
-    if value:
-        return value
-    path = env.str(f"{name}_FILE", default="")
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
-        raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which cannot be read: {exc.strerror}") from exc
 
 
-def positive_number(name: str, default: float) -> float:
-    """``name`` as a number above zero (seconds, bytes, counts), or ``default`` when unset."""
-    value: float = env.float(name, default=default)
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be a positive number, got {value}")
+def raw(name: str) -> str | None:
+    """The variable's text exactly as set, or None when it is unset."""
+    return os.environ.get(name)
+
+
+def text(name: str, default: str) -> str:
+    """Free text (a path, a name); surrounding spaces are refused, since they are never meant."""
+    value = raw(name)
+    if value is None:
+        return default
+    if value != value.strip() or any(not character.isprintable() for character in value):
+        raise SettingError(f"{name} must not have surrounding spaces or control characters, got {value!r}")
     return value
+
+
+def code(name: str, default: str, *, example: str) -> str:
+    """An identifier such as an Alloy design or attribute code: no spaces, no control characters."""
+    value = raw(name)
+    if value is None:
+        return default
+    if value and not re.fullmatch(r"[!-~]+", value):
+        raise SettingError(f"{name} must be a code like {example}, without spaces, got {value!r}")
+    return value
+
+
+def flag(name: str, default: bool) -> bool:
+    """true/false, yes/no, on/off or 1/0 in any case; any other word is refused, not read as false."""
+    value = raw(name)
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise SettingError(f"{name} must be true or false, got {value!r}")
+
+
+def seconds(name: str, default: float) -> float:
+    """A duration in seconds: a finite number above zero and at most ``MAX_SECONDS``."""
+    accepts = f"a number of seconds above zero and at most {MAX_SECONDS}"
+    return _bounded(name, default, accepts, lambda number: 0 < number <= MAX_SECONDS)
+
+
+def fraction(name: str, default: float) -> float:
+    """A number from 0 to 1 inclusive."""
+    return _bounded(name, default, "a number from 0 to 1", lambda number: 0 <= number <= 1)
+
+
+def whole_number(name: str, default: int, *, minimum: int = 1, maximum: int = MAX_WHOLE_NUMBER) -> int:
+    """An integer written in digits, from ``minimum`` to ``maximum`` inclusive."""
+    value = raw(name)
+    if value is None:
+        return default
+    accepts = f"a whole number from {minimum} to {maximum}"
+    stripped = value.strip()
+    # Length first: int() of thousands of digits is slow, and such a number is out of range anyway.
+    if not _WHOLE.fullmatch(stripped) or len(stripped) > 20 or not minimum <= int(stripped) <= maximum:
+        raise SettingError(f"{name} must be {accepts}, got {value!r}")
+    return int(stripped)
+
+
+def choice(name: str, default: str, choices: Sequence[str]) -> str:
+    """One of ``choices``, in any case; returns it as spelled in ``choices``."""
+    value = raw(name)
+    if value is None:
+        return default
+    spelled = {option.lower(): option for option in choices}
+    picked = spelled.get(value.strip().lower())
+    if picked is None:
+        raise SettingError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return picked
+
+
+def names(name: str, default: Sequence[str], *, pattern: str, what: str) -> list[str]:
+    """A comma-separated list; each entry (spaces around it dropped) must match ``pattern``.
+
+    ``what`` describes one entry for the message, e.g. "module names like jobs.examples".
+    """
+    value = raw(name)
+    if value is None:
+        return list(default)
+    entries = [entry.strip() for entry in value.split(",")]
+    for entry in entries:
+        if not re.fullmatch(pattern, entry, re.ASCII):
+            shown = f"the empty entry in {value!r}" if not entry else repr(entry)
+            raise SettingError(f"{name} must be comma-separated {what}, got {shown}")
+    return entries
+
+
+def time_zone(name: str, default: str) -> str:
+    """An IANA time zone name that this machine's zone database knows (``Europe/London``, ``UTC``)."""
+    value = raw(name)
+    if value is None:
+        return default
+    if _ZONE_NAME.fullmatch(value) and value != "localtime":  # "localtime" is this machine's zone, not IANA's
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return value
+    raise SettingError(f"{name} must be an IANA time zone such as Europe/London or UTC, got {value!r}")
+
+
+def _bounded(name: str, default: float, accepts: str, within: Callable[[float], bool]) -> float:
+    value = raw(name)
+    if value is None:
+        return default
+    number = float(value) if _DECIMAL.fullmatch(value.strip()) else math.nan
+    if not (math.isfinite(number) and within(number)):
+        raise SettingError(f"{name} must be {accepts}, got {value!r}")
+    return number
+
+
+@contextmanager
+def exit_on_setting_error(status: int = 2) -> Iterator[None]:
+    """Turn a ``SettingError`` inside into its one-line message on stderr and exit ``status``.
+
+    For the processes' entry points (manage.py, the Celery app, wsgi): an operator starting a
+    process with a bad setting needs the setting's name, not a traceback through Django's loader.
+    """
+    try:
+        yield
+    except SettingError as error:
+        sys.stderr.write(f"alloysync cannot start: {error}\n")
+        raise SystemExit(status) from None

@@ -1,17 +1,20 @@
 """Django settings for the alloysync project: the one place that wires the apps together.
 
 Every setting an operator may change comes from the environment (see the README's configuration
-table: those names are public). The defaults serve a new user with no servers at all:
-SQLite and kombu's filesystem broker under ``var/``.
+table: those names are public), read strictly by the helpers in ``config.env``, ``config.env_urls``
+and ``config.env_secrets``: a bad value stops the process at start-up with one line naming the
+variable (``SettingError``). The defaults serve a new user with no servers at all: SQLite and
+kombu's filesystem broker under ``var/``.
 """
 
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
-from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env, positive_number, read_secret
+from config.env import SettingError, choice, code, flag, fraction, names, seconds, text, time_zone, whole_number
+from config.env_secrets import RedactedText, read_secret
+from config.env_urls import alloy_base_url, broker_url, database_config
 
 # Lets Django's generic classes be subscripted at run time (ModelAdmin[Job]), as mypy wants them.
 django_stubs_ext.monkeypatch()
@@ -19,29 +22,45 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Runtime files of the embedded setup (the filesystem broker's folders, the demo's logs).
-VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+_VAR_DIR = text("VAR_DIR", str(BASE_DIR / "var"))
+if not _VAR_DIR:
+    raise SettingError("VAR_DIR must be a folder's path, got ''")
+VAR_DIR = Path(_VAR_DIR)
 
 # A key that is fine on a laptop and refused anywhere DEBUG is off.
 _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 - refused when DEBUG is off
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = read_secret("DJANGO_SECRET_KEY") or _DEV_SECRET_KEY
+DEBUG = flag("DJANGO_DEBUG", True)
+# A str for Django (signing reads it as text); its repr is masked for settings dumps.
+SECRET_KEY = RedactedText(read_secret("DJANGO_SECRET_KEY") or _DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+    raise SettingError("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false")
+# Host names as the browser sends them: example.org, .example.org (and its subdomains), an IP
+# address, [::1], or *. A URL or a host with a port here would never match a request.
+ALLOWED_HOSTS = names(
+    "DJANGO_ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]"],
+    pattern=r"\*|\.?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]",
+    what="host names (example.org, .example.org for its subdomains, 127.0.0.1, [::1] or *)",
+)
 
+# Read whatever DEBUG is, so a typo fails on a laptop too, not first in production.
+_SSL_REDIRECT = flag("DJANGO_SECURE_SSL_REDIRECT", True)
+_HSTS_SECONDS = whole_number("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
+_HSTS_INCLUDE_SUBDOMAINS = flag("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+_HSTS_PRELOAD = flag("DJANGO_SECURE_HSTS_PRELOAD", True)
 if not DEBUG:
     # Production sits behind a TLS-terminating proxy that sets X-Forwarded-Proto. `manage.py check
     # --deploy` is clean with these. /healthz stays reachable over plain HTTP for health checks.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = _SSL_REDIRECT
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+    SECURE_HSTS_SECONDS = _HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _HSTS_INCLUDE_SUBDOMAINS
+    SECURE_HSTS_PRELOAD = _HSTS_PRELOAD
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -87,7 +106,7 @@ TEMPLATES = [
 
 
 def _database_from_env() -> dict[str, Any]:
-    database: dict[str, Any] = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    database = database_config("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # The web server, a worker and beat share one SQLite file in the embedded setup: WAL lets
         # readers run beside a writer, IMMEDIATE transactions avoid lock-upgrade deadlocks, and the
@@ -132,42 +151,68 @@ LOGIN_URL = "admin:login"
 # --- Jobs -------------------------------------------------------------------------------------
 # Modules imported at start-up; their @job_function decorators fill the registry. Nothing else is
 # ever imported on behalf of a job: names from Alloy are looked up in the registry only.
-JOB_MODULES = env.list("JOB_MODULES", default=["jobs.examples"])
-JOB_DEFAULT_TIMEZONE = env.str("JOB_DEFAULT_TIMEZONE", default="UTC")
-JOB_TIME_LIMIT = positive_number("JOB_TIME_LIMIT", 3600)
+JOB_MODULES = names(
+    "JOB_MODULES",
+    ["jobs.examples"],
+    pattern=r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*",
+    what="Python module names such as jobs.examples",
+)
+JOB_DEFAULT_TIMEZONE = time_zone("JOB_DEFAULT_TIMEZONE", "UTC")
+JOB_TIME_LIMIT = seconds("JOB_TIME_LIMIT", 3600)
 # A run missed while no beat ran is sent once when beat is back if it was due within this many
 # seconds; older misses are recorded as skipped.
-JOB_CATCHUP_WINDOW = positive_number("JOB_CATCHUP_WINDOW", 3600)
+JOB_CATCHUP_WINDOW = seconds("JOB_CATCHUP_WINDOW", 3600)
 # A running run refreshes its heartbeat this often; one silent for JOB_LOST_AFTER is "worker lost".
-JOB_HEARTBEAT_INTERVAL = positive_number("JOB_HEARTBEAT_INTERVAL", 30)
-JOB_LOST_AFTER = positive_number("JOB_LOST_AFTER", 4 * JOB_HEARTBEAT_INTERVAL)
+JOB_HEARTBEAT_INTERVAL = seconds("JOB_HEARTBEAT_INTERVAL", 30)
+JOB_LOST_AFTER = seconds("JOB_LOST_AFTER", 4 * JOB_HEARTBEAT_INTERVAL)
+# Shorter, and a run whose heartbeat is merely due would be failed as "worker lost" while it runs.
+if JOB_LOST_AFTER < 2 * JOB_HEARTBEAT_INTERVAL:
+    raise SettingError(
+        f"JOB_LOST_AFTER must be at least twice JOB_HEARTBEAT_INTERVAL ({JOB_HEARTBEAT_INTERVAL:g} s), "
+        f"got {JOB_LOST_AFTER:g}"
+    )
 # Results bigger than this (as JSON) are stored truncated, so one chatty step cannot bloat the table.
-JOB_RESULT_MAX_BYTES = int(positive_number("JOB_RESULT_MAX_BYTES", 64 * 1024))
+JOB_RESULT_MAX_BYTES = whole_number("JOB_RESULT_MAX_BYTES", 64 * 1024)
 
 # --- Alloy ------------------------------------------------------------------------------------
-ALLOY_BASE_URL = env.str("ALLOY_BASE_URL", default="https://api.uk.alloyapp.io")
-ALLOY_API_KEY = read_secret("ALLOY_API_KEY")
-ALLOY_JOB_DESIGN = env.str("ALLOY_JOB_DESIGN", default="")
-ALLOY_JOB_FLAG_ATTRIBUTE = env.str("ALLOY_JOB_FLAG_ATTRIBUTE", default="")
-ALLOY_CRON_ATTRIBUTE = env.str("ALLOY_CRON_ATTRIBUTE", default="")
-ALLOY_STEPS_ATTRIBUTE = env.str("ALLOY_STEPS_ATTRIBUTE", default="")
-ALLOY_TIMEZONE_ATTRIBUTE = env.str("ALLOY_TIMEZONE_ATTRIBUTE", default="")
-ALLOY_TITLE_ATTRIBUTE = env.str("ALLOY_TITLE_ATTRIBUTE", default="attributes_itemsTitle")
-ALLOY_COLLECTION = env.str("ALLOY_COLLECTION", default="Live")
-ALLOY_PAGE_SIZE = int(positive_number("ALLOY_PAGE_SIZE", 100))
-ALLOY_TIMEOUT = positive_number("ALLOY_TIMEOUT", 30)
-ALLOY_SYNC_INTERVAL = positive_number("ALLOY_SYNC_INTERVAL", 300)
-ALLOY_MAX_REMOVAL_FRACTION = env.float("ALLOY_MAX_REMOVAL_FRACTION", default=0.5)
+# Plain http:// sends the key in clear text: only to this machine (the fake Alloy), unless allowed.
+ALLOY_ALLOW_PLAIN_HTTP = flag("ALLOY_ALLOW_PLAIN_HTTP", False)
+ALLOY_BASE_URL = alloy_base_url(
+    "ALLOY_BASE_URL",
+    "https://api.uk.alloyapp.io",
+    allow_plain_http=ALLOY_ALLOW_PLAIN_HTTP,
+    allow_name="ALLOY_ALLOW_PLAIN_HTTP",
+)
+# A Bearer token: printable ASCII without spaces or line breaks, or the process does not start.
+ALLOY_API_KEY = read_secret("ALLOY_API_KEY", header_token=True)
+ALLOY_JOB_DESIGN = code("ALLOY_JOB_DESIGN", "", example="designs_scheduledJobs_65f0c0ffee0000000000abcd")
+ALLOY_JOB_FLAG_ATTRIBUTE = code("ALLOY_JOB_FLAG_ATTRIBUTE", "", example="attributes_scheduledJobsIsJob")
+ALLOY_CRON_ATTRIBUTE = code("ALLOY_CRON_ATTRIBUTE", "", example="attributes_scheduledJobsCron")
+ALLOY_STEPS_ATTRIBUTE = code("ALLOY_STEPS_ATTRIBUTE", "", example="attributes_scheduledJobsSteps")
+ALLOY_TIMEZONE_ATTRIBUTE = code("ALLOY_TIMEZONE_ATTRIBUTE", "", example="attributes_scheduledJobsTimezone")
+ALLOY_TITLE_ATTRIBUTE = code("ALLOY_TITLE_ATTRIBUTE", "attributes_itemsTitle", example="attributes_itemsTitle")
+ALLOY_COLLECTION = code("ALLOY_COLLECTION", "Live", example="Live")
+# Alloy's largest page size is undocumented (docs/alloy-api.md); 1000 stops a typo, not a real need.
+ALLOY_PAGE_SIZE = whole_number("ALLOY_PAGE_SIZE", 100, maximum=1000)
+ALLOY_TIMEOUT = seconds("ALLOY_TIMEOUT", 30)
+ALLOY_SYNC_INTERVAL = seconds("ALLOY_SYNC_INTERVAL", 300)
+ALLOY_MAX_REMOVAL_FRACTION = fraction("ALLOY_MAX_REMOVAL_FRACTION", 0.5)
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
 # The default is kombu's filesystem transport: it needs no server and works across processes,
 # which is all the embedded setup needs. Use redis:// or amqp:// in production.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = broker_url("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _folder in ("queue", "processed", "control"):
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    try:
+        for _folder in ("queue", "processed", "control"):
+            (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    except OSError as _error:
+        raise SettingError(
+            f"VAR_DIR must be a folder this process can write (the filesystem broker keeps its messages "
+            f"there), but {str(_broker_dir)!r} cannot be made: {_error.strerror}"
+        ) from None
     # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.filesystem.html
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
@@ -181,7 +226,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # One queue for this service's tasks, named so that several deployments (or a test run) can share
 # a broker without taking each other's messages.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="alloysync")
+CELERY_TASK_DEFAULT_QUEUE = code("CELERY_QUEUE", "alloysync", example="alloysync")
+if not CELERY_TASK_DEFAULT_QUEUE:
+    raise SettingError("CELERY_QUEUE must be a queue name such as alloysync, got ''")
 # Runs and steps are recorded in our own tables; Celery's result store would be a second copy.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-ignore-result
 CELERY_TASK_IGNORE_RESULT = True
@@ -205,7 +252,7 @@ CELERY_TIMEZONE = "UTC"
 # beats may run and one sends (scheduler/beat/). PeriodicTask rows stay the schedule of record.
 CELERY_BEAT_SCHEDULER = "scheduler.beat:JobScheduler"
 # How long a dead leader's lease blocks the others; longer than the beat loop (5 s) and renewal.
-BEAT_LEASE_TTL = positive_number("BEAT_LEASE_TTL", 30)
+BEAT_LEASE_TTL = seconds("BEAT_LEASE_TTL", 30)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-max-loop-interval
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 # Entries that belong to the service itself. DatabaseScheduler writes them to the database at
@@ -227,10 +274,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- Logs -------------------------------------------------------------------------------------
 # One line per sync and per job run, with ids, outcome and duration. LOG_FORMAT=json writes one
 # JSON object a line (the ids as fields) for log collectors.
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
+LOG_LEVEL = choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+LOG_FORMAT = choice("LOG_FORMAT", "plain", ["plain", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

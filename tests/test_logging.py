@@ -38,4 +38,4 @@ def test_json_logs_carry_the_run_ids_outcome_and_duration(tmp_path):
 def test_an_unknown_log_format_is_refused_by_name():
     result = manage("check", env={**os.environ, "LOG_FORMAT": "xml"})
     assert result.returncode != 0
-    assert "LOG_FORMAT must be 'plain' or 'json', got 'xml'" in result.stderr
+    assert result.stderr == "alloysync cannot start: LOG_FORMAT must be one of plain, json, got 'xml'\n"

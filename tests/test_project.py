@@ -53,4 +53,7 @@ def test_an_unreadable_secret_file_is_named():
 def test_a_bad_number_setting_is_named():
     result = django_check(JOB_TIME_LIMIT="-5")
     assert result.returncode != 0
-    assert "JOB_TIME_LIMIT must be a positive number, got -5.0" in result.stderr
+    assert result.stderr == (
+        "alloysync cannot start: JOB_TIME_LIMIT must be a number of seconds above zero and at most 31622400, "
+        "got '-5'\n"
+    )
