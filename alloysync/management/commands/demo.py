@@ -5,6 +5,10 @@ worker, beat and the admin web server as child processes, all on the embedded br
 It syncs once and prints the summary and the invalid sample items, then waits for beat to send the
 every-minute sample job and prints that run with its steps. Ctrl-C stops every process it started.
 Child processes log to VAR_DIR/logs/.
+
+What can stand in its way is said on the terminal, with what to do (``alloysync.demo_steps``): a taken
+admin port, before anything starts; a web server that does not start, before any login is printed;
+another sync holding the sync lock, waited for up to ``--sync-wait`` seconds, then gone on without.
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from alloysync import fake_alloy
-from alloysync.client import ItemQuery
-from alloysync.mapping import AttributeCodes
+from alloysync.demo_steps import (
+    admin_port_check,
+    demo_sync,
+    demo_sync_config,
+    port_advice,
+    seconds,
+    server_wait,
+    tcp_port,
+)
 from alloysync.models import SyncRun
-from alloysync.sync import SyncConfig, SyncOutcome, alloy_sync
+from alloysync.sync import SyncOutcome
 from scheduler.models import Job, JobRun
 
 # The sample item that runs every minute: the one the demo waits for.
@@ -43,11 +54,18 @@ class Command(BaseCommand):
     help = "Run fake Alloy, worker, beat and admin on the embedded defaults; show a sync and a scheduled run."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=int, default=8000, help="admin web server port (127.0.0.1 only)")
+        parser.add_argument("--port", type=tcp_port, default=8000, help="admin web server port (127.0.0.1 only)")
         parser.add_argument("--once", action="store_true", help="stop after the first scheduled run is shown")
-        parser.add_argument("--timeout", type=float, default=150, help="seconds to wait for that run")
+        parser.add_argument("--timeout", type=seconds, default=150, help="seconds to wait for that run")
+        parser.add_argument(
+            "--sync-wait",
+            type=seconds,
+            default=30,
+            help="seconds to wait while another sync holds the sync lock, before going on without the demo's own",
+        )
 
-    def handle(self, *args: Any, port: int, once: bool, timeout: float, **options: Any) -> None:
+    def handle(self, *args: Any, port: int, once: bool, timeout: float, sync_wait: float, **options: Any) -> None:
+        admin_port_check(port)  # before anything starts, and long before a login for it is printed
         _stop_on_signals()
         call_command("migrate", verbosity=0)
         password = self._admin_password()
@@ -59,12 +77,17 @@ class Command(BaseCommand):
                 url = self._start_fake_alloy(processes, logs)
                 environment = {**os.environ, **fake_alloy.sample_alloy_settings(url, fake_alloy.DEMO_API_KEY)}
                 environment["ALLOY_SYNC_INTERVAL"] = "60"
-                self._show_sync(alloy_sync(trigger=SyncRun.Trigger.COMMAND, config=_config(url)))
-                self._start_services(processes, logs, environment, port)
+                outcome = demo_sync(demo_sync_config(url), wait=sync_wait, say=self._warn)
+                if outcome is not None:
+                    self._show_sync(outcome)
+                web = self._start_services(processes, logs, environment, port)
+                server_wait(
+                    port, web, logs / "web.log", name="the admin web server", advice=port_advice(port), health=True
+                )
                 self.stdout.write(f"Admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
                 pids = ", ".join(str(process.pid) for process in processes)
                 self.stdout.write(f"Logs of the fake Alloy, worker, beat and web server (pids {pids}): {logs}/")
-                job = Job.objects.get(source=Job.Source.ALLOY, external_id=EVERY_MINUTE_ITEM)
+                job = self._wait_for_job(processes, logs, timeout)
                 self.stdout.write(f"Waiting for beat to send {job.name!r} ({job.cron}), due at the next minute...")
                 self._show_run(self._wait_for_run(job, started_at, processes, logs, timeout))
                 if not once:
@@ -90,14 +113,15 @@ class Command(BaseCommand):
             *("--port", str(port), "--api-key", fake_alloy.DEMO_API_KEY),
         ]
         processes.append(_spawn(command, logs / "fake-alloy.log", dict(os.environ)))
-        _wait_for_port(port, processes[-1], logs / "fake-alloy.log")
+        server_wait(port, processes[-1], logs / "fake-alloy.log", name="the fake Alloy")
         url = f"http://127.0.0.1:{port}"
         self.stdout.write(f"Fake Alloy: {url} (sample items from {fake_alloy.SAMPLE_ITEMS_PATH.name})")
         return url
 
     def _start_services(
         self, processes: list[subprocess.Popen[bytes]], logs: Path, environment: dict[str, str], port: int
-    ) -> None:
+    ) -> subprocess.Popen[bytes]:
+        """Start the worker, beat and the admin web server; return the web server's process."""
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         commands = {
             "worker": [*celery, "worker", "--loglevel=INFO", "--concurrency=2"],
@@ -106,6 +130,25 @@ class Command(BaseCommand):
         }
         for name, command in commands.items():
             processes.append(_spawn(command, logs / f"{name}.log", environment))
+        return processes[-1]
+
+    def _warn(self, message: str) -> None:
+        self.stdout.write(self.style.WARNING(message))
+
+    def _wait_for_job(self, processes: list[subprocess.Popen[bytes]], logs: Path, timeout: float) -> Job:
+        """The every-minute sample job; made by the demo's sync, or by beat's if the demo went on without."""
+        deadline = time.monotonic() + timeout
+        jobs = Job.objects.filter(source=Job.Source.ALLOY, external_id=EVERY_MINUTE_ITEM)
+        if not jobs.exists():
+            self.stdout.write(
+                "Waiting for a sync from the fake Alloy to make the sample jobs (beat syncs every minute)..."
+            )
+        while (job := jobs.first()) is None:
+            if time.monotonic() >= deadline:
+                raise CommandError(f"no sync made the sample jobs within {timeout:g} s; see the worker log in {logs}/")
+            _check_alive(processes, logs)
+            time.sleep(1)
+        return job
 
     def _show_sync(self, outcome: SyncOutcome) -> None:
         run = outcome.run
@@ -142,24 +185,6 @@ class Command(BaseCommand):
             time.sleep(1)
 
 
-def _config(url: str) -> SyncConfig:
-    return SyncConfig(
-        base_url=url,
-        api_key=fake_alloy.DEMO_API_KEY,
-        query=ItemQuery(fake_alloy.SAMPLE_DESIGN_CODE, "Live", fake_alloy.SAMPLE_FLAG_ATTRIBUTE),
-        codes=AttributeCodes(
-            title=fake_alloy.TITLE_ATTRIBUTE,
-            cron=fake_alloy.SAMPLE_CRON_ATTRIBUTE,
-            steps=fake_alloy.SAMPLE_STEPS_ATTRIBUTE,
-            timezone=fake_alloy.SAMPLE_TIMEZONE_ATTRIBUTE,
-        ),
-        page_size=100,
-        timeout=10,
-        max_removal_fraction=settings.ALLOY_MAX_REMOVAL_FRACTION,
-        default_timezone=settings.JOB_DEFAULT_TIMEZONE,
-    )
-
-
 def _spawn(command: list[str], log_path: Path, environment: dict[str, str]) -> subprocess.Popen[bytes]:
     # Own process group: the terminal's Ctrl-C reaches only this command, which stops them in order.
     with log_path.open("ab") as log:
@@ -178,18 +203,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]  # an IPv4 address is (host, port)
         return port
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            _check_alive([process], log_path.parent)
-            time.sleep(0.2)
-    raise CommandError(f"the fake Alloy did not start; see {log_path}")
 
 
 def _check_alive(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
