@@ -3,35 +3,40 @@
 A run is claimed with a compare-and-set on its status, guarded by a partial unique index that allows
 one running run per job: whichever process loses that race records its run as skipped. A failed step
 stops the run and the rest are marked skipped. A heartbeat thread keeps ``heartbeat_at`` fresh so
-``job_runs_reap_lost`` can tell a dead worker from a slow step.
+``run_guards.job_runs_reap_lost`` can tell a dead worker from a slow step.
+
+Once claimed, a run leaves this process terminal whatever happens: a step's outcome is made storable
+before it is saved (``step_outcome``), a save the database still refuses is replaced by a plain
+failure, and anything else that stops the runner marks the run failed before it propagates. Only a
+process that dies outright leaves the run to the reaper.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from scheduler import registry
 from scheduler.models import Job, JobRun, StepRun
-from scheduler.run_guards import JobTimeLimitExceeded, heartbeat, time_limit_alarm
-from scheduler.types import JSONObject, JSONValue
+from scheduler.run_guards import heartbeat, run_fail_if
+from scheduler.step_outcome import StepOutcome, exception_summary, failed_outcome, step_call
+from scheduler.storable import storable_text
+from scheduler.types import JSONObject
 
 logger = logging.getLogger(__name__)
 
 StepCallback = Callable[[StepRun], None]
+
+_WORKER_MAX_CHARS = 255  # JobRun.worker's column
 
 
 class RunClaim(Enum):
@@ -44,11 +49,13 @@ class RunClaim(Enum):
 
 @dataclass(frozen=True)
 class StepFailure:
-    """The step that stopped a run: its position, function and a one-line account of why."""
+    """The step that stopped a run: its position, function and a one-line account of why; ``stop``
+    is the KeyboardInterrupt or SystemExit to raise again once the run is recorded."""
 
     position: int
     function: str
     summary: str
+    stop: BaseException | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"step {self.position} ({self.function}) failed: {self.summary}"
@@ -92,11 +99,8 @@ def job_run_execute(
         logger.warning("run %s of job %s was already claimed; not running it twice", run.pk, job.pk)
         run.refresh_from_db()
         return run
-    step_runs = _create_step_runs(run, job.steps)
     limit = time_limit if time_limit is not None else settings.JOB_TIME_LIMIT
-    with heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
-        failure = _run_steps(step_runs, deadline=time.monotonic() + limit, limit=limit, on_step=on_step)
-    return _finish(run, failure)
+    return _run_claimed(run, job.steps, limit=limit, on_step=on_step)
 
 
 def _reason_not_to_run(job: Job, run: JobRun) -> str:
@@ -112,6 +116,7 @@ def _reason_not_to_run(job: Job, run: JobRun) -> str:
 def _claim(run: JobRun, worker: str) -> RunClaim:
     """Take the queued run for ``worker`` with a compare-and-set on its status."""
     now = timezone.now()
+    worker = storable_text(worker, _WORKER_MAX_CHARS)  # a host name is configuration, not checked
     try:
         with transaction.atomic():
             updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED).update(
@@ -136,42 +141,64 @@ def _create_step_runs(run: JobRun, steps: list[JSONObject]) -> list[StepRun]:
     )
 
 
+def _run_claimed(run: JobRun, steps: list[JSONObject], *, limit: float, on_step: StepCallback | None) -> JobRun:
+    """Run the claimed run's steps and record how it ended; every way out of here leaves it terminal.
+
+    A KeyboardInterrupt or SystemExit from a step (Ctrl-C in ``run_job``, job code calling
+    ``sys.exit``, Celery's own shutdown exceptions in a solo pool) is raised again once the run is
+    recorded failed, so a process told to stop does stop.
+    """
+    owner_pid = os.getpid()
+    try:
+        step_runs = _create_step_runs(run, steps)
+        with heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
+            failure = _run_steps(
+                step_runs, owner_pid=owner_pid, deadline=time.monotonic() + limit, limit=limit, on_step=on_step
+            )
+        finished = _finish(run, failure)
+    except BaseException as exc:
+        _fail_abandoned(run, exc)
+        raise
+    if failure is not None and failure.stop is not None:
+        raise failure.stop
+    return finished
+
+
 def _run_steps(
-    step_runs: list[StepRun], *, deadline: float, limit: float, on_step: StepCallback | None
+    step_runs: list[StepRun], *, owner_pid: int, deadline: float, limit: float, on_step: StepCallback | None
 ) -> StepFailure | None:
     """Run steps in order; return what stopped the run, or None if every step succeeded."""
     for index, step_run in enumerate(step_runs):
-        summary = _run_step(step_run, deadline=deadline, limit=limit)
+        outcome = _run_step(step_run, owner_pid=owner_pid, deadline=deadline, limit=limit)
         if on_step:
             on_step(step_run)
-        if summary is not None:
+        if not outcome.succeeded:
             _skip_steps(step_runs[index + 1 :], on_step)
-            return StepFailure(step_run.position, step_run.function, summary)
+            return StepFailure(step_run.position, step_run.function, outcome.summary, outcome.stop)
     return None
 
 
-def _run_step(step_run: StepRun, *, deadline: float, limit: float) -> str | None:
-    """Run one step and record it; return a one-line reason if it failed (the record keeps the traceback)."""
+def _run_step(step_run: StepRun, *, owner_pid: int, deadline: float, limit: float) -> StepOutcome:
+    """Run one step and record it; return its outcome as recorded."""
     step_run.status, step_run.started_at = StepRun.Status.RUNNING, timezone.now()
     step_run.save(update_fields=["status", "started_at"])
-    summary = None
+    outcome = step_call(step_run.function, step_run.kwargs, owner_pid=owner_pid, deadline=deadline, limit=limit)
     try:
-        function = registry.get_job_function(step_run.function)
-        with time_limit_alarm(deadline - time.monotonic(), limit):
-            value = function.func(**step_run.kwargs)
-    except JobTimeLimitExceeded:
-        summary = step_run.error = f"time limit of {limit:g} s exceeded"
-    except registry.UnknownJobFunction as exc:
-        summary = step_run.error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - any error in job code fails the step, with its traceback kept
-        step_run.error = traceback.format_exc()
-        summary = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
-    else:
-        step_run.result = json_safe_result(value)
-    step_run.status = StepRun.Status.FAILED if summary is not None else StepRun.Status.SUCCEEDED
-    step_run.finished_at = timezone.now()
-    step_run.save(update_fields=["status", "finished_at", "result", "error"])
-    return summary
+        _save_step(step_run, outcome)
+    except Exception as exc:  # the database refused the values: keep the fact, drop them
+        logger.exception("step %s of run %s: its outcome could not be stored", step_run.position, step_run.run_id)
+        refused = failed_outcome(f"its outcome could not be stored: {exception_summary(exc)}")
+        outcome = StepOutcome(succeeded=False, error=refused.error, summary=refused.summary, stop=outcome.stop)
+        _save_step(step_run, outcome)
+    return outcome
+
+
+def _save_step(step_run: StepRun, outcome: StepOutcome) -> None:
+    step_run.status = StepRun.Status.SUCCEEDED if outcome.succeeded else StepRun.Status.FAILED
+    step_run.result, step_run.error, step_run.finished_at = outcome.result, outcome.error, timezone.now()
+    # Atomic, so that a refusal rolls back only this save, even inside a caller's transaction.
+    with transaction.atomic():
+        step_run.save(update_fields=["status", "finished_at", "result", "error"])
 
 
 def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
@@ -189,9 +216,10 @@ def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
     error = str(failure) if failure else ""
     now = timezone.now()
     # Compare-and-set: if the reaper already declared this run lost, its verdict stands.
-    updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
-        status=status, finished_at=now, error=error
-    )
+    with transaction.atomic():
+        updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
+            status=status, finished_at=now, error=error
+        )
     if not updated:
         logger.warning("run %s finished after it was marked lost; keeping the recorded outcome", run.pk)
         run.refresh_from_db()
@@ -199,6 +227,21 @@ def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
     run.status, run.finished_at, run.error = status, now, error
     _log_run(run)
     return run
+
+
+def _fail_abandoned(run: JobRun, exc: BaseException) -> None:
+    """Mark ``run`` failed because the runner itself stopped (a database error, an interrupt between
+    steps). Never raises: the caller raises ``exc`` again, and if the database is gone the reaper
+    ends the run later."""
+    error = f"the runner stopped before the run's outcome was recorded: {exception_summary(exc)}"
+    now = timezone.now()
+    try:
+        running = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING)
+        if run_fail_if(running, run_id=run.pk, now=now, error=error, step_error=error):
+            run.status, run.finished_at, run.error = JobRun.Status.FAILED, now, error
+            _log_run(run)
+    except Exception:  # the original error matters more; it propagates
+        logger.exception("run %s could not be marked failed; the lost-run check will end it", run.pk)
 
 
 def _log_run(run: JobRun) -> None:
@@ -228,44 +271,3 @@ def _finish_skipped(run: JobRun, reason: str) -> JobRun:
     run.status, run.finished_at, run.error = JobRun.Status.SKIPPED, now, reason
     _log_run(run)
     return run
-
-
-def json_safe_result(value: object) -> JSONValue:
-    """The value as JSON-safe data, or its repr; truncated past JOB_RESULT_MAX_BYTES."""
-    try:
-        text = json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False)
-    except (TypeError, ValueError):
-        text = json.dumps(repr(value))
-    limit = settings.JOB_RESULT_MAX_BYTES
-    size = len(text.encode())
-    if size > limit:
-        return {"truncated": True, "bytes": size, "preview": text[: limit // 2]}
-    safe: JSONValue = json.loads(text)  # text was dumped just above, so it loads as JSON values
-    return safe
-
-
-def job_runs_reap_lost(*, now: datetime | None = None) -> list[int]:
-    """Mark runs whose heartbeat went silent as failed ("worker lost"); return their ids."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.JOB_LOST_AFTER)
-    stale = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    reaped = []
-    for run_id, worker in stale.values_list("pk", "worker"):
-        error = f"worker lost: no heartbeat from {worker or 'its worker'} for over {settings.JOB_LOST_AFTER:g} s"
-        with transaction.atomic():
-            # Compare-and-set: a heartbeat that lands meanwhile means the worker is alive after all.
-            updated = JobRun.objects.filter(pk=run_id, status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff).update(
-                status=JobRun.Status.FAILED,
-                finished_at=now,
-                error=error,
-            )
-            if updated:
-                steps = StepRun.objects.filter(run_id=run_id)
-                steps.filter(status=StepRun.Status.RUNNING).update(
-                    status=StepRun.Status.FAILED, finished_at=now, error="worker lost"
-                )
-                steps.filter(status=StepRun.Status.PENDING).update(status=StepRun.Status.SKIPPED)
-                reaped.append(run_id)
-    if reaped:
-        logger.warning("marked %d lost run(s) failed: %s", len(reaped), reaped)
-    return reaped

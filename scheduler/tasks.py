@@ -9,7 +9,8 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from scheduler.models import RUN_JOB_TASK, Job, JobRun
-from scheduler.runner import job_run_execute, job_runs_reap_lost
+from scheduler.run_guards import job_runs_reap_lost
+from scheduler.runner import job_run_execute
 
 logger = logging.getLogger(__name__)
 

@@ -77,3 +77,51 @@ def test_the_real_command_exits_1_on_failure(make_job, transactional_db):
     )
     assert result.returncode == 1
     assert "RuntimeError: boom" in result.stderr
+
+
+def test_a_step_calling_sys_exit_ends_the_command_with_its_code_once_the_run_is_recorded(make_job, capsys):
+    from tests.scheduler import hostile_jobs  # noqa: F401 - registers hostile.exit
+
+    job = make_job(steps='hostile.exit {"code": 3}\nexamples.echo {"message": "never"}')
+    with pytest.raises(SystemExit) as exited:
+        call_command("run_job", str(job.pk))
+    assert exited.value.code == 3
+    out = capsys.readouterr().out
+    assert "step 1 hostile.exit: failed" in out
+    assert "step 2 examples.echo: skipped" in out
+    run = JobRun.objects.get(job=job)
+    assert (run.status, run.error) == ("failed", "step 1 (hostile.exit) failed: called sys.exit(3)")
+
+
+def test_the_real_command_interrupted_by_a_step_exits_and_leaves_the_run_failed(make_job, transactional_db):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        pytest.skip("the child process cannot see an in-memory SQLite test database; runs on PostgreSQL")
+    from tests.helpers import PROJECT_DIR, database_url_for_children
+    from tests.scheduler import hostile_jobs  # noqa: F401 - registers the functions the job names
+
+    job = make_job(steps='hostile.exit {"code": 3}')
+    interrupted = make_job(name="interrupted", steps="hostile.interrupt")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_children(),
+        "JOB_MODULES": "jobs.examples,tests.scheduler.hostile_jobs",
+    }
+    # Python ends a process whose KeyboardInterrupt went uncaught by SIGINT, as a shell expects.
+    for target, code in ((job, 3), (interrupted, -signal.SIGINT)):
+        result = subprocess.run(
+            [sys.executable, "manage.py", "run_job", str(target.pk)],
+            cwd=PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == code, result.stderr
+        assert JobRun.objects.get(job=target).status == JobRun.Status.FAILED

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from scheduler.models import JobRun, StepRun
-from scheduler.runner import job_run_execute, job_runs_reap_lost, json_safe_result
+from scheduler.run_guards import job_runs_reap_lost
+from scheduler.runner import job_run_execute
 from scheduler.services import job_pause, job_remove
 
 pytestmark = pytest.mark.django_db
@@ -155,25 +156,3 @@ def test_a_step_naming_an_unregistered_function_fails_without_importing_it(make_
     assert result.status == JobRun.Status.FAILED
     assert result.error == "step 1 (this.s) failed: function 'this.s' is not registered"
     assert "this" not in sys.modules
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ({"rows": 3}, {"rows": 3}),
-        (None, None),
-        ({1, 2}, "{1, 2}"),
-        (float("nan"), "nan"),
-        (timezone.datetime(2026, 1, 2, 3, 4, 5), "2026-01-02T03:04:05"),
-    ],
-)
-def test_results_are_stored_json_safe(value, expected):
-    assert json_safe_result(value) == expected
-
-
-def test_big_results_are_truncated(settings):
-    settings.JOB_RESULT_MAX_BYTES = 100
-    stored = json_safe_result("x" * 1000)
-    assert stored["truncated"] is True
-    assert stored["bytes"] == 1002
-    assert len(stored["preview"]) == 50
