@@ -43,9 +43,10 @@ def alloy_check() -> Check:
     never retrying.
     """
     global _alloy_cached
-    if not (settings.ALLOY_API_KEY and settings.ALLOY_JOB_DESIGN):
+    key = settings.ALLOY_API_KEY  # a config.env_secrets.Secret: its value only goes to the client
+    if not (key and settings.ALLOY_JOB_DESIGN):
         return Check(True, "Alloy not configured (ALLOY_API_KEY, ALLOY_JOB_DESIGN)")
-    asked_with = (settings.ALLOY_BASE_URL, settings.ALLOY_API_KEY)
+    asked_with = (settings.ALLOY_BASE_URL, key.reveal())
     # One thread asks while the others wait for its answer, rather than all asking at once.
     with _alloy_lock:
         cached = _alloy_cached

@@ -44,6 +44,7 @@ from alloysync.client import AlloyClient  # noqa: E402
 from alloysync.mapping import ItemInvalid, job_spec_from_item  # noqa: E402
 from alloysync.models import SyncRun  # noqa: E402
 from alloysync.sync import SyncConfig, alloy_sync  # noqa: E402
+from config.env_secrets import Secret  # noqa: E402
 from scheduler.models import Job  # noqa: E402
 
 API_KEY = "b0b0b0b0-1111-4222-8333-444455556666"
@@ -109,6 +110,7 @@ def start_fake_alloy(items: list[dict], folder: Path) -> tuple[subprocess.Popen,
 def configure(url: str) -> None:
     for name, value in fake_alloy.sample_alloy_settings(url, API_KEY).items():
         setattr(settings, name, value)
+    settings.ALLOY_API_KEY = Secret(API_KEY)  # as config/settings.py holds it
     settings.ALLOY_MAX_REMOVAL_FRACTION = 1
 
 

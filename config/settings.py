@@ -13,7 +13,7 @@ from typing import Any
 import django_stubs_ext
 
 from config.env import SettingError, choice, code, flag, fraction, names, seconds, text, time_zone, whole_number
-from config.env_secrets import RedactedText, read_secret
+from config.env_secrets import RedactedText, Secret, read_secret
 from config.env_urls import alloy_base_url, broker_url, database_config
 
 # Lets Django's generic classes be subscripted at run time (ModelAdmin[Job]), as mypy wants them.
@@ -184,7 +184,9 @@ ALLOY_BASE_URL = alloy_base_url(
     allow_name="ALLOY_ALLOW_PLAIN_HTTP",
 )
 # A Bearer token: printable ASCII without spaces or line breaks, or the process does not start.
-ALLOY_API_KEY = read_secret("ALLOY_API_KEY", header_token=True)
+# A Secret, so that no repr, log or settings dump shows it; the sync reads it with .reveal().
+_ALLOY_API_KEY = read_secret("ALLOY_API_KEY", header_token=True)
+ALLOY_API_KEY = Secret(_ALLOY_API_KEY) if _ALLOY_API_KEY else None
 ALLOY_JOB_DESIGN = code("ALLOY_JOB_DESIGN", "", example="designs_scheduledJobs_65f0c0ffee0000000000abcd")
 ALLOY_JOB_FLAG_ATTRIBUTE = code("ALLOY_JOB_FLAG_ATTRIBUTE", "", example="attributes_scheduledJobsIsJob")
 ALLOY_CRON_ATTRIBUTE = code("ALLOY_CRON_ATTRIBUTE", "", example="attributes_scheduledJobsCron")

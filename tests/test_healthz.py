@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from alloysync.fake_alloy import FakeAlloyServer
 from alloysync.models import SyncRun
 from config import celery_app
+from config.env_secrets import Secret
 from scheduler import health
 from scheduler.health import Check, health_summary
 from scheduler.leases import lease_hold
@@ -39,7 +40,7 @@ def alloy_configured(settings):
     # A real (fake) Alloy: the alloy check calls it, and must never send a test key to a real host.
     with FakeAlloyServer(api_key=SECRET_KEY_VALUE) as server:
         settings.ALLOY_BASE_URL = server.url
-        settings.ALLOY_API_KEY = SECRET_KEY_VALUE
+        settings.ALLOY_API_KEY = Secret(SECRET_KEY_VALUE)
         settings.ALLOY_JOB_DESIGN = "designs_scheduledJobs_65f0c0ffee0000000000abcd"
         settings.ALLOY_SYNC_INTERVAL = 300
         yield server

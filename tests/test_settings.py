@@ -26,7 +26,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from config.env import SettingError
-from config.env_secrets import RedactedText
+from config.env_secrets import RedactedText, Secret
 from tests.helpers import PROJECT_DIR
 
 # Every variable config/settings.py reads starts with one of these, or is one of SETTING_NAMES.
@@ -317,10 +317,12 @@ def test_any_key_is_either_a_legal_header_value_or_refused_unseen(key: str, in_f
         except SettingError as refused:
             assert KEY_MESSAGE.fullmatch(str(refused)) or str(refused).endswith(("which is empty", "not UTF-8 text"))
             return
-    value = read["ALLOY_API_KEY"]
+    secret = read["ALLOY_API_KEY"]
+    value = secret.reveal()
     assert value == (key.strip() if in_file else key)
     # h11 is what refused the newline key when it was sent: it accepts every key the settings accept.
     h11.Request(method="GET", target="/", headers=[("Host", "alloy"), ("Authorization", f"Bearer {value}")])
+    assert repr(secret) == str(secret) == f"{secret}" == "Secret('********')"
 
 
 def test_both_the_key_and_its_file_set_is_refused(tmp_path: Path) -> None:
@@ -337,6 +339,16 @@ def test_an_empty_key_file_is_refused(tmp_path: Path) -> None:
     assert (
         refusal(ALLOY_API_KEY_FILE=str(key_file)) == f"ALLOY_API_KEY_FILE points at {str(key_file)!r}, which is empty"
     )
+
+
+def test_the_key_is_a_secret_read_only_by_reveal(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(f"{API_KEY}\n")
+    secret = read_settings(ALLOY_API_KEY_FILE=str(key_file))["ALLOY_API_KEY"]
+    assert isinstance(secret, Secret)
+    assert secret.reveal() == API_KEY
+    assert repr(secret) == str(secret) == f"{secret}" == "Secret('********')"
+    assert secret == Secret(API_KEY) and secret != Secret("another")
 
 
 PASSWORD = "Pw5ecret0nly4Tests"
@@ -437,6 +449,7 @@ def test_diffsettings_shows_no_secret(tmp_path: Path) -> None:
         },
     )
     assert result.returncode == 0, result.stderr
+    assert "ALLOY_API_KEY = Secret('********')" in result.stdout
     assert "SECRET_KEY = '********'" in result.stdout
-    for secret in ("Dj4ngoSecretKeyForTheDiffsettingsTest", PASSWORD):
+    for secret in (API_KEY, "Dj4ngoSecretKeyForTheDiffsettingsTest", PASSWORD):
         assert secret not in result.stdout

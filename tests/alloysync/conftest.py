@@ -8,6 +8,7 @@ import pytest
 
 from alloysync.client import AlloyClient
 from alloysync.fake_alloy import FakeAlloyServer, sample_alloy_settings
+from config.env_secrets import Secret
 from tests.alloysync.helpers import API_KEY
 
 
@@ -17,6 +18,7 @@ def alloy(settings) -> Iterator[FakeAlloyServer]:
     with FakeAlloyServer(api_key=API_KEY) as server:
         for name, value in sample_alloy_settings(server.url, API_KEY).items():
             setattr(settings, name, value)
+        settings.ALLOY_API_KEY = Secret(API_KEY)  # as config/settings.py holds it
         settings.ALLOY_PAGE_SIZE = 100
         settings.ALLOY_TIMEOUT = 2
         yield server

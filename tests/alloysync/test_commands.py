@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE
 from alloysync.models import SyncRun
+from config.env_secrets import Secret
 from scheduler.models import Job
 from tests.alloysync.helpers import job_item, sample_items
 
@@ -41,7 +42,7 @@ def test_sync_alloy_dry_run_shows_changes_and_writes_nothing(alloy, capsys):
 
 
 def test_sync_alloy_exits_1_when_alloy_refuses_the_key(alloy, settings):
-    settings.ALLOY_API_KEY = "11111111-2222-4333-8444-555555555555"
+    settings.ALLOY_API_KEY = Secret("11111111-2222-4333-8444-555555555555")
     with pytest.raises(CommandError, match="Check ALLOY_API_KEY") as caught:
         call_command("sync_alloy")
     assert caught.value.returncode == 1

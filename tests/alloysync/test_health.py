@@ -12,6 +12,7 @@ from pytest_django.fixtures import Settings
 from alloysync import health
 from alloysync.fake_alloy import FakeAlloyServer
 from alloysync.health import alloy_check
+from config.env_secrets import Secret
 from tests.alloysync.helpers import API_KEY
 
 pytestmark = pytest.mark.timeout(60)
@@ -47,7 +48,7 @@ def test_it_says_alloy_answers(alloy: FakeAlloyServer) -> None:
 def test_a_wrong_key_is_not_ok_and_the_message_shows_neither_key_nor_url(
     alloy: FakeAlloyServer, settings: Settings
 ) -> None:
-    settings.ALLOY_API_KEY = WRONG_KEY
+    settings.ALLOY_API_KEY = Secret(WRONG_KEY)
 
     check = alloy_check()
 
@@ -83,9 +84,9 @@ def test_it_asks_alloy_once_a_minute_however_often_it_is_polled(alloy: FakeAlloy
 def test_a_failure_is_reused_too_but_new_settings_ask_again(
     alloy: FakeAlloyServer, settings: Settings, clock: list[float]
 ) -> None:
-    settings.ALLOY_API_KEY = WRONG_KEY
+    settings.ALLOY_API_KEY = Secret(WRONG_KEY)
     refused = [alloy_check() for _ in range(3)]
-    settings.ALLOY_API_KEY = API_KEY
+    settings.ALLOY_API_KEY = Secret(API_KEY)
     answered = alloy_check()
 
     assert [check.ok for check in refused] == [False, False, False]

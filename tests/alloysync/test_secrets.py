@@ -6,6 +6,7 @@ import pytest
 
 from alloysync.models import SyncRun
 from alloysync.sync import SyncConfig, alloy_sync
+from config.env_secrets import Secret
 from tests.alloysync.helpers import API_KEY, job_item
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ def test_the_alloy_key_never_reaches_logs_history_or_errors(alloy, settings, cap
     good = alloy_sync(trigger=SyncRun.Trigger.COMMAND).run
     alloy.faults.fail_next(2, status=503)
     retried = alloy_sync(trigger=SyncRun.Trigger.COMMAND).run
-    settings.ALLOY_API_KEY = "ffffffff-eeee-4ddd-8ccc-bbbbbbbbbbbb"
+    settings.ALLOY_API_KEY = Secret("ffffffff-eeee-4ddd-8ccc-bbbbbbbbbbbb")
     refused = alloy_sync(trigger=SyncRun.Trigger.COMMAND).run
     assert (good.status, retried.status, refused.status) == ("succeeded", "succeeded", "failed")
     texts = [caplog.text, *(run.message for run in SyncRun.objects.all()), repr(SyncConfig.from_settings())]

@@ -15,6 +15,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTas
 from alloysync.fake_alloy import SAMPLE_CRON_ATTRIBUTE, SAMPLE_FLAG_ATTRIBUTE, SAMPLE_STEPS_ATTRIBUTE
 from alloysync.models import SyncRun
 from alloysync.sync import SYNC_LEASE, SyncAlreadyRunning, alloy_sync, alloy_sync_plan
+from config.env_secrets import Secret
 from scheduler.leases import lease_hold
 from scheduler.models import Job, JobRun, Lease
 from scheduler.runner import job_run_execute
@@ -293,7 +294,7 @@ def test_a_timeout_then_success(alloy, fast_client):
 
 def test_a_401_fails_with_a_message_about_the_key_and_never_shows_it(alloy, settings):
     alloy.put_item(job_item(n=1))
-    settings.ALLOY_API_KEY = "0badc0de-0000-4000-8000-000000000000"
+    settings.ALLOY_API_KEY = Secret("0badc0de-0000-4000-8000-000000000000")
     run = sync()
     assert run.status == "failed"
     assert "Check ALLOY_API_KEY" in run.message
