@@ -36,8 +36,10 @@ def test_every_page_but_health_needs_a_staff_login(client, django_user_model, ur
     assert response.redirect_chain and response.redirect_chain[-1][0].startswith(login)
 
 
-def test_health_is_open_without_a_login(client):
-    assert client.get("/healthz").status_code in (200, 503)
+def test_health_is_open_without_a_login_and_tells_it_only_the_status(client):
+    response = client.get("/healthz")
+    assert response.status_code in (200, 503)
+    assert set(response.json()) == {"status", "failing"}  # no hosts, pids, messages or times
 
 
 def test_admin_actions_need_a_csrf_token(django_user_model, make_job):
