@@ -17,7 +17,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -196,9 +197,20 @@ def _run_step(step_run: StepRun, *, owner_pid: int, deadline: float, limit: floa
 def _save_step(step_run: StepRun, outcome: StepOutcome) -> None:
     step_run.status = StepRun.Status.SUCCEEDED if outcome.succeeded else StepRun.Status.FAILED
     step_run.result, step_run.error, step_run.finished_at = outcome.result, outcome.error, timezone.now()
-    # Atomic, so that a refusal rolls back only this save, even inside a caller's transaction.
-    with transaction.atomic():
+    with _refusable():
         step_run.save(update_fields=["status", "finished_at", "result", "error"])
+
+
+@contextmanager
+def _refusable() -> Iterator[None]:
+    """Let the write inside be refused without spoiling what follows, so a plain record can still be
+    written: a savepoint inside a caller's transaction (tests, a caller's atomic block); nothing in
+    autocommit, where a refused statement spoils nothing, and a transaction would cost round trips."""
+    if not transaction.get_connection().in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        yield
 
 
 def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
@@ -216,7 +228,7 @@ def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
     error = str(failure) if failure else ""
     now = timezone.now()
     # Compare-and-set: if the reaper already declared this run lost, its verdict stands.
-    with transaction.atomic():
+    with _refusable():
         updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
             status=status, finished_at=now, error=error
         )

@@ -193,27 +193,50 @@ def test_a_forked_child_exits_at_once_and_only_the_runs_own_process_records_it(m
 # --- The database refusing a record anyway ----------------------------------------------------------------
 
 
-def _refuse_updates(table, column):
-    """A trigger that makes the database refuse an update whose ``column`` mentions "poison"."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
-                f"IF NEW.{column}::text LIKE '%poison%' THEN RAISE EXCEPTION 'refused for the test'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER refuse_poison BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
-            )
-        else:
-            cursor.execute(
-                f"CREATE TRIGGER refuse_poison BEFORE UPDATE ON {table} WHEN NEW.{column} LIKE '%poison%' "
-                "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
-            )
+@pytest.fixture
+def refuse_updates(db):
+    """Make the database refuse an update of ``table`` whose ``column`` mentions "poison", by a trigger."""
+    made = []
+
+    def refuse(table, column):
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.{column}::text LIKE '%poison%' THEN RAISE EXCEPTION 'refused for the test'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+                cursor.execute(
+                    f"CREATE TRIGGER refuse_poison BEFORE UPDATE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+                )
+            else:
+                cursor.execute(
+                    f"CREATE TRIGGER refuse_poison BEFORE UPDATE ON {table} WHEN NEW.{column} LIKE '%poison%' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+                )
+        made.append(table)
+
+    yield refuse
+    with connection.cursor() as cursor:  # a transactional test commits its DDL: take it away again
+        for table in made:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER IF EXISTS refuse_poison ON {table}")
+                cursor.execute("DROP FUNCTION IF EXISTS refuse_poison()")
+            else:
+                cursor.execute("DROP TRIGGER IF EXISTS refuse_poison")
 
 
-def test_a_step_outcome_the_database_still_refuses_is_recorded_as_a_plain_failure(make_job):
-    _refuse_updates("scheduler_steprun", "result")
+# Production runs in autocommit; tests and callers may run inside a transaction, where a refused
+# statement would spoil every later one unless undone to a savepoint.
+BOTH_TRANSACTION_MODES = pytest.mark.parametrize(
+    "mode", ["inside a transaction", pytest.param("autocommit", marks=pytest.mark.django_db(transaction=True))]
+)
+
+
+@BOTH_TRANSACTION_MODES
+def test_a_step_outcome_the_database_still_refuses_is_recorded_as_a_plain_failure(make_job, refuse_updates, mode):
+    refuse_updates("scheduler_steprun", "result")
     job = make_job(steps='examples.echo {"message": "poison"}' + THEN_ECHO)
     stored = run(job)
     _, steps = recorded(job)
@@ -224,8 +247,11 @@ def test_a_step_outcome_the_database_still_refuses_is_recorded_as_a_plain_failur
     assert steps[1][0] == "skipped"
 
 
-def test_a_run_whose_ending_the_database_refuses_is_still_ended_failed_and_the_error_raised(make_job):
-    _refuse_updates("scheduler_jobrun", "error")
+@BOTH_TRANSACTION_MODES
+def test_a_run_whose_ending_the_database_refuses_is_still_ended_failed_and_the_error_raised(
+    make_job, refuse_updates, mode
+):
+    refuse_updates("scheduler_jobrun", "error")
     job = make_job(steps='examples.fail {"message": "poison"}')
     with pytest.raises(DatabaseError, match="refused for the test"):
         run(job)
