@@ -54,6 +54,5 @@ def test_a_bad_number_setting_is_named():
     result = django_check(JOB_TIME_LIMIT="-5")
     assert result.returncode != 0
     assert result.stderr == (
-        "alloysync cannot start: JOB_TIME_LIMIT must be a number of seconds above zero and at most 31622400, "
-        "got '-5'\n"
+        "alloysync cannot start: JOB_TIME_LIMIT must be a number of seconds above zero and at most 31622400, got '-5'\n"
     )
