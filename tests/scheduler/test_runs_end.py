@@ -6,7 +6,7 @@ and unpaired surrogates in text and jsonb where SQLite keeps them, so each case 
 from __future__ import annotations
 
 import json
-import sys
+import os
 
 import pytest
 from django.db import DatabaseError, connection
@@ -172,7 +172,7 @@ def test_an_exception_whose_message_cannot_be_read_still_fails_the_run_naming_it
 # --- A step that forks ----------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not hasattr(sys.modules["os"], "fork"), reason="os.fork is POSIX only")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 @pytest.mark.parametrize(("child", "exit_status"), [("return", 0), ("raise", 1), ("exit", 7)])
 def test_a_forked_child_exits_at_once_and_only_the_runs_own_process_records_it(make_job, child, exit_status, capfd):
     job = make_job(steps=f'hostile.fork {{"child": "{child}"}}' + THEN_ECHO)
