@@ -13,6 +13,7 @@ before parsing (``1e3`` becomes ``13.0``, ``abc`` fails as ``could not convert s
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -34,6 +35,7 @@ _WHOLE = re.compile(r"\+?\d+", re.ASCII)
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 # An IANA zone name: Area/Location parts of letters, digits, "_", "+" and "-".
+_MODULE_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
 
 
@@ -133,6 +135,34 @@ def names(name: str, default: Sequence[str], *, pattern: str, what: str) -> list
             shown = f"the empty entry in {value!r}" if not entry else repr(entry)
             raise SettingError(f"{name} must be comma-separated {what}, got {shown}")
     return entries
+
+
+def host_names(name: str, default: Sequence[str]) -> list[str]:
+    """Host names as browsers send them: example.org, .example.org (with subdomains), an IP, [::1], *.
+
+    A URL or a host with a port would never match a request, so they are refused.
+    """
+    return names(
+        name,
+        default,
+        pattern=r"\*|\.?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]",
+        what="host names (example.org, .example.org for its subdomains, 127.0.0.1, [::1] or *)",
+    )
+
+
+def modules(name: str, default: Sequence[str]) -> list[str]:
+    """Comma-separated names of Python modules that can be found (they are imported once apps load)."""
+    listed = names(name, default, pattern=_MODULE_NAME, what="Python module names such as jobs.examples")
+    for module in listed:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        except Exception:  # noqa: BLE001, S112 - its package cannot be imported this early; app loading says why
+            continue
+        if not found:
+            raise SettingError(f"{name} names {module!r}, which is not a module Python can find")
+    return listed
 
 
 def time_zone(name: str, default: str) -> str:

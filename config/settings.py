@@ -12,7 +12,19 @@ from typing import Any
 
 import django_stubs_ext
 
-from config.env import SettingError, choice, code, flag, fraction, names, seconds, text, time_zone, whole_number
+from config.env import (
+    SettingError,
+    choice,
+    code,
+    flag,
+    fraction,
+    host_names,
+    modules,
+    seconds,
+    text,
+    time_zone,
+    whole_number,
+)
 from config.env_secrets import RedactedText, Secret, read_secret
 from config.env_urls import alloy_base_url, broker_url, database_config
 
@@ -36,14 +48,7 @@ DEBUG = flag("DJANGO_DEBUG", True)
 SECRET_KEY = RedactedText(read_secret("DJANGO_SECRET_KEY") or _DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise SettingError("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false")
-# Host names as the browser sends them: example.org, .example.org (and its subdomains), an IP
-# address, [::1], or *. A URL or a host with a port here would never match a request.
-ALLOWED_HOSTS = names(
-    "DJANGO_ALLOWED_HOSTS",
-    ["localhost", "127.0.0.1", "[::1]"],
-    pattern=r"\*|\.?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]",
-    what="host names (example.org, .example.org for its subdomains, 127.0.0.1, [::1] or *)",
-)
+ALLOWED_HOSTS = host_names("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 # Read whatever DEBUG is, so a typo fails on a laptop too, not first in production.
 _SSL_REDIRECT = flag("DJANGO_SECURE_SSL_REDIRECT", True)
@@ -151,12 +156,7 @@ LOGIN_URL = "admin:login"
 # --- Jobs -------------------------------------------------------------------------------------
 # Modules imported at start-up; their @job_function decorators fill the registry. Nothing else is
 # ever imported on behalf of a job: names from Alloy are looked up in the registry only.
-JOB_MODULES = names(
-    "JOB_MODULES",
-    ["jobs.examples"],
-    pattern=r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*",
-    what="Python module names such as jobs.examples",
-)
+JOB_MODULES = modules("JOB_MODULES", ["jobs.examples"])
 JOB_DEFAULT_TIMEZONE = time_zone("JOB_DEFAULT_TIMEZONE", "UTC")
 JOB_TIME_LIMIT = seconds("JOB_TIME_LIMIT", 3600)
 # A run missed while no beat ran is sent once when beat is back if it was due within this many

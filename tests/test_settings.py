@@ -138,6 +138,8 @@ FAULTS = {
         "JOB_MODULES must be comma-separated Python module names such as jobs.examples, "
         "got the empty entry in 'jobs.examples,,jobs.reports'"
     ),
+    "JOB_MODULES=jobs.examples,jobs.nope": "JOB_MODULES names 'jobs.nope', which is not a module Python can find",
+    "JOB_MODULES=nope.reports": "JOB_MODULES names 'nope.reports', which is not a module Python can find",
     "ALLOY_CRON_ATTRIBUTE=attributes cron": (
         "ALLOY_CRON_ATTRIBUTE must be a code like attributes_scheduledJobsCron, without spaces, got 'attributes cron'"
     ),
