@@ -34,8 +34,9 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _WHOLE = re.compile(r"\+?\d+", re.ASCII)
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
-# An IANA zone name: Area/Location parts of letters, digits, "_", "+" and "-".
+# A dotted Python module name.
 _MODULE_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+# An IANA zone name: Area/Location parts of letters, digits, "_", "+" and "-".
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
 
 
@@ -52,13 +53,18 @@ def raw(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def shown(value: str) -> str:
+    """``value`` quoted for a one-line message, cut short if long (a file pasted in by mistake)."""
+    return repr(value) if len(value) <= 100 else f"{value[:100]!r}... ({len(value)} characters)"
+
+
 def text(name: str, default: str) -> str:
     """Free text (a path, a name); surrounding spaces are refused, since they are never meant."""
     value = raw(name)
     if value is None:
         return default
     if value != value.strip() or any(not character.isprintable() for character in value):
-        raise SettingError(f"{name} must not have surrounding spaces or control characters, got {value!r}")
+        raise SettingError(f"{name} must not have surrounding spaces or control characters, got {shown(value)}")
     return value
 
 
@@ -68,7 +74,7 @@ def code(name: str, default: str, *, example: str) -> str:
     if value is None:
         return default
     if value and not re.fullmatch(r"[!-~]+", value):
-        raise SettingError(f"{name} must be a code like {example}, without spaces, got {value!r}")
+        raise SettingError(f"{name} must be a code like {example}, without spaces, got {shown(value)}")
     return value
 
 
@@ -82,7 +88,7 @@ def flag(name: str, default: bool) -> bool:
         return True
     if word in _FALSE:
         return False
-    raise SettingError(f"{name} must be true or false, got {value!r}")
+    raise SettingError(f"{name} must be true or false, got {shown(value)}")
 
 
 def seconds(name: str, default: float) -> float:
@@ -105,7 +111,7 @@ def whole_number(name: str, default: int, *, minimum: int = 1, maximum: int = MA
     stripped = value.strip()
     # Length first: int() of thousands of digits is slow, and such a number is out of range anyway.
     if not _WHOLE.fullmatch(stripped) or len(stripped) > 20 or not minimum <= int(stripped) <= maximum:
-        raise SettingError(f"{name} must be {accepts}, got {value!r}")
+        raise SettingError(f"{name} must be {accepts}, got {shown(value)}")
     return int(stripped)
 
 
@@ -117,7 +123,7 @@ def choice(name: str, default: str, choices: Sequence[str]) -> str:
     spelled = {option.lower(): option for option in choices}
     picked = spelled.get(value.strip().lower())
     if picked is None:
-        raise SettingError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        raise SettingError(f"{name} must be one of {', '.join(choices)}, got {shown(value)}")
     return picked
 
 
@@ -132,8 +138,8 @@ def names(name: str, default: Sequence[str], *, pattern: str, what: str) -> list
     entries = [entry.strip() for entry in value.split(",")]
     for entry in entries:
         if not re.fullmatch(pattern, entry, re.ASCII):
-            shown = f"the empty entry in {value!r}" if not entry else repr(entry)
-            raise SettingError(f"{name} must be comma-separated {what}, got {shown}")
+            quoted = f"the empty entry in {shown(value)}" if not entry else shown(entry)
+            raise SettingError(f"{name} must be comma-separated {what}, got {quoted}")
     return entries
 
 
@@ -173,11 +179,11 @@ def time_zone(name: str, default: str) -> str:
     if _ZONE_NAME.fullmatch(value) and value != "localtime":  # "localtime" is this machine's zone, not IANA's
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
             pass
         else:
             return value
-    raise SettingError(f"{name} must be an IANA time zone such as Europe/London or UTC, got {value!r}")
+    raise SettingError(f"{name} must be an IANA time zone such as Europe/London or UTC, got {shown(value)}")
 
 
 def _bounded(name: str, default: float, accepts: str, within: Callable[[float], bool]) -> float:
@@ -186,7 +192,7 @@ def _bounded(name: str, default: float, accepts: str, within: Callable[[float], 
         return default
     number = float(value) if _DECIMAL.fullmatch(value.strip()) else math.nan
     if not (math.isfinite(number) and within(number)):
-        raise SettingError(f"{name} must be {accepts}, got {value!r}")
+        raise SettingError(f"{name} must be {accepts}, got {shown(value)}")
     return number
 
 

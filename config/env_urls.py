@@ -15,7 +15,7 @@ import environ
 import httpx
 from kombu.utils.url import parse_url
 
-from config.env import SettingError, raw
+from config.env import SettingError, raw, shown
 from config.env_secrets import RedactedText, RedactedUrl, shown_url
 
 # The databases this service runs on: PostgreSQL in production, SQLite for the embedded setup
@@ -86,17 +86,17 @@ def alloy_base_url(name: str, default: str, *, allow_plain_http: bool, allow_nam
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise SettingError(f"{accepts}; {url!r} cannot be read: {exc}") from None
+        raise SettingError(f"{accepts}; {shown(url)} cannot be read: {exc}") from None
     if parsed.scheme not in ("http", "https") or not _valid_host(parsed.host) or "://" not in url:
-        raise SettingError(f"{accepts}, got {url!r}")
+        raise SettingError(f"{accepts}, got {shown(url)}")
     if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise SettingError(f"{accepts}; the port of {url!r} is out of range")
+        raise SettingError(f"{accepts}; the port of {shown(url)} is out of range")
     if parsed.query or parsed.fragment or "?" in url or "#" in url:
-        raise SettingError(f"{accepts}, without a query or fragment, got {url!r}")
+        raise SettingError(f"{accepts}, without a query or fragment, got {shown(url)}")
     if parsed.scheme == "http" and not (allow_plain_http or _is_loopback(parsed.host)):
         raise SettingError(
             f"{name} must be https:// (plain http:// sends the key unencrypted: it is allowed to localhost, "
-            f"127.0.0.0/8 and ::1, or anywhere with {allow_name}=true), got {url!r}"
+            f"127.0.0.0/8 and ::1, or anywhere with {allow_name}=true), got {shown(url)}"
         )
     return url
 

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import h11
 import psycopg
@@ -25,7 +26,7 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from config.env import SettingError
+from config.env import SettingError, shown
 from config.env_secrets import RedactedText, Secret
 from tests.helpers import PROJECT_DIR
 
@@ -267,9 +268,26 @@ def test_a_flag_is_true_or_false_only_for_those_words(name: str, value: str) -> 
     try:
         meaning = read_settings(**{name: value, "DJANGO_SECRET_KEY": "x" * 50})[STORED_AS.get(name, name)]
     except SettingError as refused:
-        assert str(refused) == f"{name} must be true or false, got {value!r}"
+        assert str(refused) == f"{name} must be true or false, got {shown(value)}"
         return
     assert value.strip().lower() in ({"true", "yes", "on", "1"} if meaning else {"false", "no", "off", "0"})
+
+
+@hypothesis_settings(max_examples=100, deadline=None)
+@given(value=st.one_of(env_text, st.sampled_from(["Europe", "Europe/London", "localtime", "../zoneinfo/UTC", "EST"])))
+def test_a_default_zone_is_one_python_can_load_or_refused_by_name(value: str) -> None:
+    try:
+        zone = read_settings(JOB_DEFAULT_TIMEZONE=value)["JOB_DEFAULT_TIMEZONE"]
+    except SettingError as refused:
+        assert str(refused).startswith("JOB_DEFAULT_TIMEZONE must be an IANA time zone such as Europe/London or UTC")
+        return
+    assert zone == value and ZoneInfo(zone).key == value
+
+
+def test_a_long_value_is_cut_short_in_the_message() -> None:
+    assert refusal(LOG_LEVEL="x" * 5000) == (
+        f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {'x' * 100!r}... (5000 characters)"
+    )
 
 
 # --- Secrets -----------------------------------------------------------------------------------------
