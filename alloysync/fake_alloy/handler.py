@@ -6,6 +6,7 @@ are taken here, per request, in the order ``Faults`` documents.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from alloysync.fake_alloy.aqs import ApiError
+from alloysync.fake_alloy.faults import Trickle
+from alloysync.fake_alloy.hostile import hostile_page
 
 if TYPE_CHECKING:
     from alloysync.fake_alloy.server import FakeAlloyServer
@@ -69,6 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK add ~40 ms to every keep-alive request.
     disable_nagle_algorithm = True
     server: AlloyHTTPServer
+    _trickle: Trickle | None = None
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -98,6 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw_body = self._read_body()
         page = _first_int(params.get("page"))
         self._rate = alloy.record(method, url.path, page)
+        self._trickle = alloy.faults.take_trickle()
         latency, hang = alloy.faults.take_delay()
         alloy.pause(latency + hang)
         if alloy.stopping:
@@ -116,24 +121,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, body)
 
     def _injected_fault(self, alloy: FakeAlloyServer) -> bool:
-        status = alloy.faults.take_failure()
-        if status is not None:
-            self._send_error(ApiError(status, "ServerError", "Injected failure."))
+        failure = alloy.faults.take_failure()
+        if failure is not None:
+            status, retry_after = failure
+            self._send_error(ApiError(status, "ServerError", "Injected failure."), {"Retry-After": retry_after})
             return True
         rate_limit = alloy.faults.take_rate_limit()
         if rate_limit is None:
             return False
-        header, seconds = rate_limit
+        header, seconds, retry_after = rate_limit
         error = ApiError(429, "RateLimited", "Too many requests; try again later.")
         if header == "retry-after":
-            self._send_error(error, {"Retry-After": str(max(0, round(seconds)))})
+            self._send_error(error, {"Retry-After": retry_after or str(max(0, round(seconds)))})
         elif header == "reset":
             reset = datetime.now(UTC) + timedelta(seconds=seconds)
             self._send_error(
                 error, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": format_alloy_timestamp(reset)}
             )
         else:
-            self._send_error(error, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": None})
+            self._send_error(
+                error, {"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": None, "Retry-After": retry_after}
+            )
         return True
 
     def _route(
@@ -164,10 +172,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(ApiError(fault, "ServerError", "Injected page failure."))
         elif fault == "malformed":
             self._send_raw(200, b'{"page": 1, "pageSize": 100, "results": [{"itemId": ')
-        else:  # "broken": promise the whole page, send half of it, hang up
+        elif fault == "broken":  # promise the whole page, send half of it, hang up
             data = json.dumps(good_body).encode()
             self._send_raw(200, data[: len(data) // 2], content_length=len(data))
             self.close_connection = True
+        else:
+            data, headers = hostile_page(fault, good_body)
+            self._send_raw(200, data, headers=headers)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -195,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Mapping[str, str | None] | None = None,
     ) -> None:
         remaining, reset = getattr(self, "_rate", None) or self.server.alloy.record_nothing()
+        if content_length is None and self._gzip_wanted(headers):
+            data, headers = gzip.compress(data), {**(headers or {}), "Content-Encoding": "gzip"}
         merged: dict[str, str | None] = {
             "Content-Type": "application/json; charset=utf-8",
             "Content-Length": str(len(data) if content_length is None else content_length),
@@ -208,9 +221,34 @@ class _Handler(BaseHTTPRequestHandler):
                 if value is not None:  # None: a header this answer leaves out on purpose
                     self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            self._write(data, trickle=self._trickle is not None)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up waiting; nobody to answer
+
+    def _gzip_wanted(self, headers: Mapping[str, str | None] | None) -> bool:
+        accepted = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        return self.server.alloy.faults.gzip and accepted and not (headers or {}).get("Content-Encoding")
+
+    def flush_headers(self) -> None:
+        # http.server collects the status line and headers, then writes them here in one go.
+        if self._trickle is not None and self._trickle.headers:
+            buffered: list[bytes] = getattr(self, "_headers_buffer", [])
+            self._headers_buffer: list[bytes] = []
+            self._write(b"".join(buffered), trickle=True)
+        else:
+            super().flush_headers()
+
+    def _write(self, data: bytes, *, trickle: bool) -> None:
+        if not trickle or self._trickle is None:
+            self.wfile.write(data)
+            return
+        # A byte at a time: each read the client makes succeeds quickly, the answer takes ages.
+        for index in range(len(data)):
+            if self.server.alloy.stopping:
+                self.close_connection = True
+                return
+            self.wfile.write(data[index : index + 1])
+            self.server.alloy.pause(self._trickle.interval)
 
 
 def _first_int(values: Sequence[str] | None) -> int | None:

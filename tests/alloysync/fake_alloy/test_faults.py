@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
+from typing import Any
 
 import httpx
 import pytest
@@ -100,3 +102,88 @@ def test_clear_removes_every_fault(server: FakeAlloyServer, http: httpx.Client) 
 
     assert http.get("/api/session/me", timeout=2).status_code == 200
     assert query(http, query_body()).status_code == 200
+
+
+def test_retry_after_can_be_any_text_on_429_and_5xx(server: FakeAlloyServer, http: httpx.Client) -> None:
+    server.faults.fail_next(1, status=503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")  # failures come first
+    server.faults.rate_limit_next(1, retry_after="-1")
+    server.faults.rate_limit_next(1, header="none", retry_after="NaN")
+
+    unavailable, with_reset, alone = (http.get("/api/session/me") for _ in range(3))
+
+    assert (unavailable.status_code, unavailable.headers["Retry-After"]) == (503, "Wed, 21 Oct 2015 07:28:00 GMT")
+    assert (with_reset.status_code, with_reset.headers["Retry-After"]) == (429, "-1")
+    assert "X-Rate-Limit-Reset" in with_reset.headers
+    assert (alone.headers["Retry-After"], "X-Rate-Limit-Reset" in alone.headers) == ("NaN", False)
+    assert "Retry-After" not in http.get("/api/session/me").headers
+
+
+def test_trickle_next_sends_the_body_a_byte_at_a_time(server: FakeAlloyServer, http: httpx.Client) -> None:
+    server.faults.trickle_next(1, interval=0.01)
+    started = time.monotonic()
+
+    with http.stream("GET", "/api/session/me") as response:
+        headers_after = time.monotonic() - started
+        chunks = list(response.iter_raw())
+
+    assert headers_after < 0.5
+    assert len(chunks) > 10  # one read per byte or few
+    assert time.monotonic() - started >= 0.01 * len(b"".join(chunks)) * 0.8
+    assert json.loads(b"".join(chunks))["userSession"]
+
+
+def test_trickle_next_with_headers_holds_back_the_status_line_too(server: FakeAlloyServer, http: httpx.Client) -> None:
+    server.faults.trickle_next(1, interval=0.003, headers=True)
+    started = time.monotonic()
+
+    with http.stream("GET", "/api/session/me") as response:
+        assert time.monotonic() - started >= 0.5  # ~300 bytes of status line and headers
+        response.read()
+
+
+def inflated_size(data: bytes, stop_after: int) -> int:
+    """How many bytes gzip ``data`` inflates to, counting a MiB at a time and stopping past ``stop_after``."""
+    decoder, total, pending = zlib.decompressobj(zlib.MAX_WBITS | 16), 0, data
+    while pending and total <= stop_after:
+        total += len(decoder.decompress(pending, 1024 * 1024))
+        pending = decoder.unconsumed_tail
+    return total
+
+
+@pytest.mark.parametrize(
+    ("fault", "check"),
+    [
+        ("deep", lambda body, headers: body.count(b"[") > 100_000),
+        ("huge-number", lambda body, headers: b"9" * 5000 in body),
+        ("nan", lambda body, headers: b"NaN" in body),
+        ("oversize", lambda body, headers: len(body) > 40 * 1024 * 1024),
+        (
+            "gzip-bomb",
+            lambda body, headers: (
+                headers["Content-Encoding"] == "gzip"
+                and len(body) < 1024 * 1024
+                and inflated_size(body, 300 * 1024 * 1024) >= 300 * 1024 * 1024
+            ),
+        ),
+    ],
+)
+def test_hostile_pages_are_what_they_say(server: FakeAlloyServer, http: httpx.Client, fault: str, check: Any) -> None:
+    server.faults.fail_page(1, fault)
+
+    with http.stream("POST", "/api/aqs/query", params={"page": 1, "pageSize": 2}, json=query_body()) as response:
+        body = b"".join(response.iter_raw())
+
+    assert response.status_code == 200
+    assert check(body, response.headers)
+    assert len(result_ids(query(http, query_body(), 1, 2))) == 2  # once only
+
+
+def test_gzip_compresses_answers_for_clients_that_accept_it(server: FakeAlloyServer, http: httpx.Client) -> None:
+    server.faults.gzip = True
+
+    compressed = http.get("/api/session/me", headers={"Accept-Encoding": "gzip"})
+    plain = http.get("/api/session/me", headers={"Accept-Encoding": "identity"})
+
+    assert compressed.headers["Content-Encoding"] == "gzip"
+    assert compressed.json() == plain.json()
+    assert "Content-Encoding" not in plain.headers
