@@ -6,17 +6,23 @@ that says whether a retry can help; ``httpx`` and JSON exceptions never leave th
 
 Retries happen here and only here (tenacity), for transient faults: timeouts, transport errors, 5xx
 and 429. Waits honour ``Retry-After``, then Alloy's ``X-Rate-Limit-Reset``, then back off
-exponentially with jitter; each wait and the total time spent retrying are capped.
+exponentially with jitter; each wait and the total time spent retrying are capped, and no hint can
+make a wait shorter than the back-off's first. Each request has one deadline for all of it, and
+each answer is read and parsed within bounds, so no answer can hang or exhaust the caller.
 
 - ``errors``: ``AlloyError`` and its subclasses, and how a failed answer becomes one.
 - ``items``: ``AlloyItem`` and ``parse_item``.
 - ``aqs``: ``ItemQuery`` and the AQS bodies built from it.
 - ``policy``: the rate-limit and retry policy.
+- ``answers``: reading an answer within bounds (size once decompressed, JSON depth and numbers).
+- ``transport``: the HTTP transport whose every network operation respects the request's deadline.
+- ``reach``: the client's settings checked, and why a connection failed.
 - ``client``: ``AlloyClient``, the calls themselves.
 
 What we know of the API (and what is only assumed) is in ``docs/alloy-api.md``.
 """
 
+from alloysync.client.answers import MAX_ANSWER_BYTES, MAX_JSON_DEPTH
 from alloysync.client.aqs import ItemQuery, build_count_aqs, build_query_aqs
 from alloysync.client.client import MAX_PAGE, AlloyClient
 from alloysync.client.errors import (
@@ -25,21 +31,29 @@ from alloysync.client.errors import (
     AlloyRequestError,
     AlloyResponseError,
     AlloyUnavailableError,
+    AlloyUnreachableError,
 )
 from alloysync.client.items import AlloyItem, parse_item
 from alloysync.client.policy import (
     BACKOFF_INITIAL_SECONDS,
     BACKOFF_JITTER_SECONDS,
     MAX_WAIT_SECONDS,
+    MIN_WAIT_SECONDS,
+    UNREACHED_RETRY_SECONDS,
     parse_alloy_timestamp,
     rate_limit_wait,
+    retry_hint,
 )
 
 __all__ = [
     "BACKOFF_INITIAL_SECONDS",
     "BACKOFF_JITTER_SECONDS",
+    "MAX_ANSWER_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_PAGE",
     "MAX_WAIT_SECONDS",
+    "MIN_WAIT_SECONDS",
+    "UNREACHED_RETRY_SECONDS",
     "AlloyAuthError",
     "AlloyClient",
     "AlloyError",
@@ -47,10 +61,12 @@ __all__ = [
     "AlloyRequestError",
     "AlloyResponseError",
     "AlloyUnavailableError",
+    "AlloyUnreachableError",
     "ItemQuery",
     "build_count_aqs",
     "build_query_aqs",
     "parse_alloy_timestamp",
     "parse_item",
     "rate_limit_wait",
+    "retry_hint",
 ]

@@ -2,12 +2,12 @@
 
 It sends the calls alloysync needs (session, count, read, page through and edit items), turns every
 failure into an ``AlloyError`` and retries transient ones by the policy in ``policy.py``; ``httpx``
-and JSON exceptions never leave it.
+and JSON exceptions never leave it. Each request has one deadline for all of it (``transport.py``),
+and each answer is read and parsed within bounds (``answers.py``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.parse
@@ -16,19 +16,21 @@ from typing import Any
 
 import httpx
 
+from alloysync.client.answers import MAX_ANSWER_BYTES, Answer, error_details, parse_json, read_answer
 from alloysync.client.aqs import ItemQuery, build_count_aqs, build_query_aqs, count_from_answer
 from alloysync.client.errors import (
     AlloyRequestError,
     AlloyResponseError,
     TransientFault,
     describe,
-    error_details,
     error_for_status,
-    snippet,
     unavailable_error,
+    unreachable_error,
 )
 from alloysync.client.items import AlloyItem, envelope_item, json_type, page_item
-from alloysync.client.policy import RETRYABLE_STATUSES, RetryBudget, rate_limit_wait
+from alloysync.client.policy import RETRYABLE_STATUSES, UNREACHED_RETRY_SECONDS, RetryBudget, ignored_hint, retry_hint
+from alloysync.client.reach import checked_base_url, checked_settings, connect_cause
+from alloysync.client.transport import DeadlineTransport, request_deadline
 
 # The package's name, as before it was split: log filters may select on it.
 logger = logging.getLogger("alloysync.client")
@@ -44,8 +46,18 @@ class AlloyClient:
     """A long-lived connection to one Alloy tenant (the API key selects the tenant).
 
     Use as a context manager, or call ``close()``. ``requests_made`` counts every HTTP request sent,
-    retries included. ``timeout`` is seconds per request; ``max_retry_seconds`` caps the time one
-    call spends retrying (0: a single attempt).
+    retries included.
+
+    - ``timeout``: seconds one request may take in all (connect, send, headers and body).
+    - ``max_retry_seconds``: how long one call may spend retrying transient faults (0: one attempt).
+    - ``max_answer_bytes``: the most one answer may hold once decompressed.
+    - ``fail_fast``: for runs by hand. A host this client has never reached (a name that does not
+      resolve, a refused or unanswered connection, a failed TLS handshake) fails at once with
+      ``AlloyUnreachableError``; otherwise such failures are retried for ``UNREACHED_RETRY_SECONDS``
+      at most. Once Alloy has answered, connection failures are transient and get the whole budget.
+
+    ``AlloyError`` (naming the setting) when a setting cannot work: an empty key or one an HTTP
+    header cannot carry, a base URL that is not http(s), a page size or timeout out of range.
     """
 
     def __init__(
@@ -56,28 +68,34 @@ class AlloyClient:
         timeout: float = 30.0,
         page_size: int = 100,
         max_retry_seconds: float = 120.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        fail_fast: bool = False,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not api_key:
-            raise ValueError("The Alloy API key is empty.")
-        if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, not {page_size}.")
+        checked_settings(api_key, timeout=timeout, page_size=page_size, max_answer_bytes=max_answer_bytes)
+        url = checked_base_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.page_size = page_size
         self.timeout = timeout
         self.max_retry_seconds = max_retry_seconds
+        self.max_answer_bytes = max_answer_bytes
+        self.fail_fast = fail_fast
         self.requests_made = 0
+        self._host, self._port = url.host, url.port or (443 if url.scheme == "https" else 80)
+        self._reached = False  # whether any answer has come back: then the host and port are right
         self._api_key = api_key
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
-            transport=transport,
+            transport=transport or DeadlineTransport(self.base_url),
             # Bearer only: the ?token= parameter and Token: header were switched off in 2025.
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "Accept": "application/json",
+                # Only what answers.py decodes, with a cap on each step; not br or zstd.
+                "Accept-Encoding": "gzip, deflate",
                 "User-Agent": _USER_AGENT,
             },
             follow_redirects=False,
@@ -184,57 +202,67 @@ class AlloyClient:
         return envelope_item(body, f"PUT /api/item/{item_id}")
 
     def _request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._request(method, path, **kwargs)
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise AlloyResponseError(
-                f"Alloy's answer to {method} {path} is not JSON ({self._redact(snippet(response))}).",
-                status_code=response.status_code,
-            ) from None
+        answer = self._request(method, path, **kwargs)
+        body = parse_json(answer.content, f"{method} {path}", self._redact)
         if not isinstance(body, dict):
             raise AlloyResponseError(f"Alloy's answer to {method} {path} is {json_type(body)}, not an object.")
         return body
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A successful (2xx) response, retrying transient faults within the budget."""
-        budget = RetryBudget(self.max_retry_seconds, self._sleep)
+    def _request(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """A successful (2xx) answer, retrying transient faults within the budget."""
+        unreached_seconds = 0.0 if self.fail_fast else UNREACHED_RETRY_SECONDS
+        budget = RetryBudget(self.max_retry_seconds, self._sleep, unreached_seconds=unreached_seconds)
         retrying = budget.retrying(method, path)
         try:
-            response = retrying(self._attempt, method, path, **kwargs)
+            answer: Answer = retrying(self._attempt, method, path, **kwargs)
         except TransientFault as fault:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise unavailable_error(fault, method, path, attempts, budget.elapsed) from None
-        if response.is_success:
-            return response
-        raise error_for_status(response, method, path, self._redact)
+            if fault.unreached:
+                raise unreachable_error(fault, self._host, self._port, attempts, budget.elapsed) from None
+            raise unavailable_error(fault, method, path, attempts, budget.elapsed, budget.gave_up) from None
+        if answer.is_success:
+            return answer
+        details = error_details(answer, f"{method} {path}", self._redact)
+        raise error_for_status(answer, method, path, details, self._redact)
 
-    def _attempt(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _attempt(self, method: str, path: str, **kwargs: Any) -> Answer:
         self.requests_made += 1
         try:
-            response = self._http.request(method, path, **kwargs)
+            answer = self._exchange(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            cause = self._redact(connect_cause(exc, self._host, self.timeout))
+            raise TransientFault(cause, unreached=not self._reached) from None
         except httpx.TimeoutException as exc:
             raise TransientFault(f"timed out after {self.timeout:g} s ({type(exc).__name__})") from None
-        except httpx.UnsupportedProtocol:
-            raise AlloyRequestError(
-                f"{self.base_url!r} is not an http(s) URL: check ALLOY_BASE_URL.", permanent=True
-            ) from None
         except httpx.TransportError as exc:
             raise TransientFault(f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}") from None
         except httpx.HTTPError as exc:  # e.g. a body that cannot be decoded: retrying won't help
             raise AlloyResponseError(
                 f"{method} {path} failed: {type(exc).__name__}: {self._redact(str(exc))}"
             ) from None
-        logger.debug("Alloy %s %s -> %d", method, path, response.status_code)
-        if response.status_code in RETRYABLE_STATUSES:
-            category, message = error_details(response, self._redact)
+        self._reached = True
+        logger.debug("Alloy %s %s -> %d", method, path, answer.status_code)
+        if answer.status_code in RETRYABLE_STATUSES:
+            category, message = error_details(answer, f"{method} {path}", self._redact)
+            hint = retry_hint(answer.status_code, answer.headers)
             raise TransientFault(
-                describe(response.status_code, category, message),
-                status_code=response.status_code,
+                describe(answer.status_code, category, message)
+                + ignored_hint(answer.status_code, answer.headers, hint, self._redact),
+                status_code=answer.status_code,
                 category=category,
-                wait_hint=rate_limit_wait(response.headers) if response.status_code == 429 else None,
+                wait_hint=hint,
             )
-        return response
+        return answer
+
+    def _exchange(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """One request and its whole answer, all within ``timeout`` seconds; httpx's errors propagate."""
+        with request_deadline(self.timeout):
+            request = self._http.build_request(method, path, **kwargs)
+            response = self._http.send(request, stream=True)
+            try:
+                return read_answer(response, f"{method} {path}", self.max_answer_bytes)
+            finally:
+                response.close()
 
     def _redact(self, text: str) -> str:
         # Belt and braces: nothing we build contains the key, but server text and httpx messages are

@@ -7,11 +7,11 @@ answer that is not a success into the right error, quoting Alloy's error body bu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    from alloysync.client.answers import Answer
 
 Redact = Callable[[str], str]
 
@@ -55,14 +55,27 @@ class AlloyUnavailableError(AlloyError):
         self.elapsed = elapsed
 
 
+class AlloyUnreachableError(AlloyUnavailableError):
+    """No connection could be made to a host this client never reached: often a wrong ALLOY_BASE_URL.
+
+    ``host`` and ``port`` are where the client tried to connect.
+    """
+
+    def __init__(self, message: str, *, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.host = host
+        self.port = port
+
+
 class AlloyResponseError(AlloyError):
-    """Alloy answered, but not with what we can read (not JSON, wrong shape)."""
+    """Alloy answered, but not with what we can read (not JSON, wrong shape, too big or too deep)."""
 
 
 class TransientFault(Exception):
     """One attempt failed in a way a retry may fix; internal to the client's retry loop.
 
-    ``wait_hint`` is the seconds the server asked us to wait (429), or None to back off.
+    ``wait_hint`` is the seconds the server asked us to wait (429, 503), or None to back off.
+    ``unreached`` marks a failure to connect to a host this client has never had an answer from.
     """
 
     def __init__(
@@ -72,21 +85,26 @@ class TransientFault(Exception):
         status_code: int | None = None,
         category: str | None = None,
         wait_hint: float | None = None,
+        unreached: bool = False,
     ) -> None:
         super().__init__(cause)
         self.cause = cause
         self.status_code = status_code
         self.category = category
         self.wait_hint = wait_hint
+        self.unreached = unreached
 
 
-def error_for_status(response: httpx.Response, method: str, path: str, redact: Redact) -> AlloyError:
+def error_for_status(
+    answer: Answer, method: str, path: str, details: tuple[str | None, str | None], redact: Redact
+) -> AlloyError:
     """The error for a final answer that is not a 2xx: auth (401/403), request (4xx) or response (1xx/3xx).
 
-    ``redact`` removes the key from any server text quoted in the message.
+    ``details`` is Alloy's error category and message from the body (``answers.error_details``),
+    already redacted; ``redact`` removes the key from anything else quoted.
     """
-    status = response.status_code
-    category, message = error_details(response, redact)
+    status = answer.status_code
+    category, message = details
     detail = describe(status, category, message)
     if status in (401, 403):
         return AlloyAuthError(
@@ -101,7 +119,7 @@ def error_for_status(response: httpx.Response, method: str, path: str, redact: R
             f"Alloy rejected {method} {path} ({detail}).{hint}", status_code=status, category=category
         )
     # 1xx/3xx: we follow no redirects (they could carry the key elsewhere) and expect none.
-    location = response.headers.get("location", "")
+    location = redact(answer.headers.get("location", ""))[:200]
     return AlloyResponseError(
         f"Alloy answered {method} {path} with HTTP {status}{f' to {location}' if location else ''}; "
         "check ALLOY_BASE_URL.",
@@ -110,12 +128,16 @@ def error_for_status(response: httpx.Response, method: str, path: str, redact: R
 
 
 def unavailable_error(
-    fault: TransientFault, method: str, path: str, attempts: int, elapsed: float
+    fault: TransientFault, method: str, path: str, attempts: int, elapsed: float, gave_up: str | None = None
 ) -> AlloyUnavailableError:
-    """The error for a call whose last attempt (of ``attempts``, over ``elapsed`` seconds) was ``fault``."""
+    """The error for a call whose last attempt (of ``attempts``, over ``elapsed`` seconds) was ``fault``.
+
+    ``gave_up`` says why the retrying stopped early, when it did.
+    """
+    why = f"; {gave_up}" if gave_up else ""
     return AlloyUnavailableError(
         f"Alloy is unavailable: {method} {path} gave up after {attempts} "
-        f"{'attempt' if attempts == 1 else 'attempts'} over {elapsed:.1f} s; last cause: {fault.cause}.",
+        f"{'attempt' if attempts == 1 else 'attempts'} over {elapsed:.1f} s; last cause: {fault.cause}{why}.",
         attempts=attempts,
         elapsed=elapsed,
         status_code=fault.status_code,
@@ -123,18 +145,17 @@ def unavailable_error(
     )
 
 
-def error_details(response: httpx.Response, redact: Redact) -> tuple[str | None, str | None]:
-    """Alloy's error ``category`` and ``message``, when the body is its error JSON."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None, redact(snippet(response)) or None
-    if not isinstance(body, dict):
-        return None, None
-    category, message = body.get("category"), body.get("message")
-    return (
-        category if isinstance(category, str) and category else None,
-        redact(message) if isinstance(message, str) and message else None,
+def unreachable_error(
+    fault: TransientFault, host: str, port: int, attempts: int, elapsed: float
+) -> AlloyUnreachableError:
+    """The error for a call that never connected to ``host``:``port`` (``fault`` says why)."""
+    tries = f" ({attempts} attempts over {elapsed:.1f} s)" if attempts > 1 else ""
+    return AlloyUnreachableError(
+        f"Cannot reach Alloy at {host}:{port}: {fault.cause}{tries}. Check ALLOY_BASE_URL.",
+        host=host,
+        port=port,
+        attempts=attempts,
+        elapsed=elapsed,
     )
 
 
@@ -144,9 +165,3 @@ def describe(status: int, category: str | None, message: str | None) -> str:
     if category:
         text += f" {category}"
     return f"{text}: {message}" if message else text
-
-
-def snippet(response: httpx.Response, limit: int = 80) -> str:
-    """The body's first ``limit`` bytes, quoted, for messages about answers that are not JSON."""
-    text = response.content[:limit].decode("utf-8", "replace").strip()
-    return repr(text) if text else "empty body"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -113,3 +114,49 @@ def test_the_key_never_appears_in_repr_logs_or_errors(
     assert "HTTP Request" in caplog.text  # ...and so were httpx's own request lines
     for text in [caplog.text, *texts, *(str(error) for error in errors), *(repr(error) for error in errors)]:
         assert API_KEY not in text
+
+
+ECHOED = f"Bearer {API_KEY}"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            lambda: httpx.Response(
+                429, headers={"Retry-After": ECHOED}, json={"category": "RateLimited", "message": f"{ECHOED} is busy"}
+            ),
+            id="429-echoing-the-key-in-retry-after-and-message",
+        ),
+        # Before: the first 80 bytes were cut, then redacted: 15 characters of the key went out.
+        pytest.param(lambda: httpx.Response(503, text="x" * 65 + API_KEY), id="503-key-across-the-snippet-cut"),
+        pytest.param(lambda: httpx.Response(200, text="y" * 60 + API_KEY), id="200-not-json-key-across-the-cut"),
+        pytest.param(
+            lambda: httpx.Response(301, headers={"Location": f"https://elsewhere.example/?key={API_KEY}"}),
+            id="redirect-carrying-the-key",
+        ),
+        pytest.param(
+            lambda: httpx.Response(400, json={"category": "AqsInvalidQuery", "message": ECHOED * 50}),
+            id="400-message-made-of-keys",
+        ),
+        pytest.param(
+            lambda: httpx.Response(200, content=f'[[[["{API_KEY}", '.encode() + b"[" * 300 + b"]" * 304),
+            id="too-deep-with-the-key-inside",
+        ),
+    ],
+)
+def test_a_server_echoing_the_key_never_gets_it_into_errors_or_logs(
+    answer: Any, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for chatty in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=chatty)
+
+    with (
+        mock_client(lambda request: answer(), sleeps, max_retry_seconds=5) as client,
+        pytest.raises(AlloyError) as caught,
+    ):
+        client.session_me()
+
+    for text in (caplog.text, str(caught.value), repr(caught.value), caught.value.message):
+        assert API_KEY[:8] not in text  # not the key, nor the first part of one cut short

@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from alloysync.client import AlloyClient, AlloyResponseError, AlloyUnavailableError
+from alloysync.client import (
+    UNREACHED_RETRY_SECONDS,
+    AlloyClient,
+    AlloyResponseError,
+    AlloyUnavailableError,
+    AlloyUnreachableError,
+)
 from alloysync.client.policy import MAX_WAIT_SECONDS, parse_alloy_timestamp
 from alloysync.fake_alloy import FakeAlloyServer
 from tests.alloysync.client.helpers import ALL_JOBS, API_KEY, error_body, mock_client, query_pages
@@ -67,10 +73,10 @@ def test_it_reads_retry_after_as_an_http_date() -> None:
     assert 28.0 <= wait <= 31.0
 
 
-def test_it_caps_a_long_retry_after() -> None:
+def test_a_retry_after_longer_than_the_longest_wait_is_capped() -> None:
     responses = iter(
         [
-            httpx.Response(429, headers={"Retry-After": "3600"}),
+            httpx.Response(429, headers={"Retry-After": "90"}),
             httpx.Response(200, json={"userSession": {}}),
         ]
     )
@@ -170,14 +176,18 @@ def test_a_malformed_json_page_is_a_response_error_without_retries(
     assert query_pages(server) == [1, 2]
 
 
-def test_a_refused_connection_is_retried_then_unavailable(sleeps: list[float]) -> None:
+def test_a_refused_connection_to_a_host_never_reached_is_retried_briefly_then_unreachable(
+    sleeps: list[float],
+) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
 
     with (
-        AlloyClient(f"http://127.0.0.1:{port}", API_KEY, max_retry_seconds=5, sleep=sleeps.append) as client,
-        pytest.raises(AlloyUnavailableError, match="ConnectError"),
+        AlloyClient(f"http://127.0.0.1:{port}", API_KEY, max_retry_seconds=120, sleep=sleeps.append) as client,
+        pytest.raises(AlloyUnreachableError, match=f"127.0.0.1:{port}: the connection was refused") as caught,
     ):
         client.session_me()
     assert client.requests_made >= 2
+    assert sum(sleeps) <= UNREACHED_RETRY_SECONDS  # not the 120 s budget: a wrong port is likelier than an outage
+    assert "Check ALLOY_BASE_URL" in caught.value.message
