@@ -109,8 +109,12 @@ class SyncConfig:
     def item_rules(self) -> ItemRules:
         return ItemRules(self.codes, self.default_timezone)
 
-    def client(self) -> AlloyClient:
-        return AlloyClient(self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size)
+    def client(self, *, fail_fast: bool = False) -> AlloyClient:
+        """A client for this configuration; ``fail_fast`` for runs by hand: a wrong ALLOY_BASE_URL
+        (a name that does not resolve, a refused connection) fails at once instead of being retried."""
+        return AlloyClient(
+            self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size, fail_fast=fail_fast
+        )
 
 
 @dataclass
@@ -130,7 +134,7 @@ def alloy_sync_plan(
     from settings (tests, benchmarks); it is not closed here.
     """
     config = config or SyncConfig.from_settings()
-    with _client_for(config, client) as alloy:
+    with _client_for(config, client, fail_fast=True) as alloy:  # a dry run is always run by hand
         plan = SyncPlan()
         _read_into(plan, alloy, config, on_page)
         return plan
@@ -185,7 +189,9 @@ def _sync_holding_lease(sync: _Sync, config: SyncConfig | None, client: AlloyCli
     plan = SyncPlan()
     try:
         config = config or SyncConfig.from_settings()
-        with _client_for(config, client) as alloy:
+        # By hand (sync_alloy, the demo): a host never reached fails at once, naming ALLOY_BASE_URL.
+        by_hand = sync.run.trigger == SyncRun.Trigger.COMMAND
+        with _client_for(config, client, fail_fast=by_hand) as alloy:
             try:
                 status, message = _read_and_apply(sync, plan, alloy, config)
             finally:
@@ -252,8 +258,10 @@ def _read_into(plan: SyncPlan, client: AlloyClient, config: SyncConfig, on_page:
         sync_plan_confirm_removals(plan, client.iter_items(config.query))
 
 
-def _client_for(config: SyncConfig, client: AlloyClient | None) -> AbstractContextManager[AlloyClient]:
-    return nullcontext(client) if client is not None else config.client()
+def _client_for(
+    config: SyncConfig, client: AlloyClient | None, *, fail_fast: bool
+) -> AbstractContextManager[AlloyClient]:
+    return nullcontext(client) if client is not None else config.client(fail_fast=fail_fast)
 
 
 def _states() -> dict[str, JobState]:
