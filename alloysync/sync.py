@@ -68,7 +68,8 @@ class SyncConfig:
 
     @classmethod
     def from_settings(cls) -> SyncConfig:
-        api_key = settings.ALLOY_API_KEY
+        secret = settings.ALLOY_API_KEY  # a config.env_secrets.Secret (None when unset): read here only
+        api_key = secret.reveal() if secret else None
         required = {
             "ALLOY_API_KEY": api_key,
             "ALLOY_JOB_DESIGN": settings.ALLOY_JOB_DESIGN,
@@ -81,10 +82,6 @@ class SyncConfig:
         # An unset key is already among the missing; named again so that api_key is a str below.
         if missing or api_key is None:
             raise SyncConfigError(f"cannot sync with Alloy: set {', '.join(missing)} (see the README's configuration)")
-        if not 0 <= settings.ALLOY_MAX_REMOVAL_FRACTION <= 1:
-            raise SyncConfigError(
-                f"ALLOY_MAX_REMOVAL_FRACTION must be between 0 and 1, got {settings.ALLOY_MAX_REMOVAL_FRACTION}"
-            )
         return cls(
             base_url=settings.ALLOY_BASE_URL,
             api_key=api_key,

@@ -18,7 +18,8 @@ from alloysync.sync_lease import SYNC_LEASE, SyncAlreadyRunning, SyncLease
 from scheduler.models import Lease
 from scheduler.storable import storable_text
 
-logger = logging.getLogger(__name__)
+# The sync's one line per sync keeps the logger name operators filter on.
+logger = logging.getLogger("alloysync.sync")
 
 #: Invalid items listed in one record; the count (``invalid``) covers them all.
 MAX_LISTED_ERRORS = 1000

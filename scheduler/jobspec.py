@@ -141,7 +141,7 @@ def _timezone_error(timezone: str) -> str | None:
         return "time zone is empty"
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
         return f"time zone {timezone!r} is not a known IANA zone (e.g. 'Europe/London', 'UTC')"
     return None
 

@@ -31,6 +31,7 @@ HOSTILE_ITEMS = {
     "an unpaired surrogate in the title": job_item("a\ud800b", n=106),
     "an item id longer than a job can hold": {**job_item("long id", n=107), "itemId": "f" * 65},
     "a 5,000-digit number in kwargs": job_item("big", steps='examples.echo {"message": ' + "9" * 5000 + "}", n=108),
+    "a zone that is a folder of zones": job_item("folder zone", timezone="Europe", n=109),
 }
 EXPECTED_MESSAGES = {
     "nul in the title": "name holds a NUL character",
@@ -41,6 +42,7 @@ EXPECTED_MESSAGES = {
     "an unpaired surrogate in the title": "unpaired surrogate",
     "an item id longer than a job can hold": "longer than the 64 characters",
     "a 5,000-digit number in kwargs": "more digits than",
+    "a zone that is a folder of zones": "'Europe' is not a known IANA zone",
 }
 
 
