@@ -45,7 +45,7 @@ def job_spec_from_item(item: AlloyItem, codes: AttributeCodes, *, default_timezo
     """The job an item describes; raises ItemInvalid naming every problem at once."""
     title = item_title(item, codes)
     errors: list[str] = []
-    id_error = _item_id_error(item.item_id)
+    id_error = _item_id_error(item.item_id) or item.problem
     if id_error:
         raise ItemInvalid(item.item_id, title, [id_error])
     cron = _text_attribute(item, codes.cron, "cron", "ALLOY_CRON_ATTRIBUTE", errors)

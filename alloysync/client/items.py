@@ -1,7 +1,9 @@
 """Alloy items as values: ``AlloyItem``, and ``parse_item`` from Alloy's item JSON.
 
-Strict about the fields alloysync uses, tolerant of the rest. A malformed item in one of Alloy's
-answers becomes an ``AlloyResponseError`` naming where it was.
+Strict about the fields alloysync uses, tolerant of the rest. A malformed item in a page of Alloy's
+answers is still an ``AlloyItem`` if it has an id, carrying the ``problem``, so that it is one item's
+error; without an id it cannot be told apart from any other, and becomes an ``AlloyResponseError``
+naming where it was.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class AlloyItem:
     collection: str
     signature: str
     attributes: Mapping[str, Any] = field(hash=False)
+    #: Why Alloy's JSON for this item could not be read (its attributes are then empty); "" if it could.
+    problem: str = ""
 
     def attribute(self, code: str) -> Any | None:
         """The attribute's value, or None when the item has no value for it (Alloy omits those)."""
@@ -54,13 +58,19 @@ def parse_item(data: Any) -> AlloyItem:
 
 
 def page_item(raw: Any, page: int, index: int) -> AlloyItem:
-    """Item ``index`` (0-based) of query page ``page``; ``AlloyResponseError`` naming it if malformed."""
+    """Item ``index`` (0-based) of query page ``page``.
+
+    A malformed item with an id comes back with its ``problem`` set and no attributes; one without an
+    id raises ``AlloyResponseError`` naming its place.
+    """
     try:
         return parse_item(raw)
     except _ShapeError as exc:
         item_id = raw.get("itemId") if isinstance(raw, dict) else None
-        named = f"item {index}" + (f" (id {item_id!r})" if isinstance(item_id, str) and item_id else "")
-        raise AlloyResponseError(f"Alloy sent a malformed item on page {page}, {named}: {exc}.") from None
+        if isinstance(item_id, str) and item_id:
+            problem = f"Alloy sent this item malformed (page {page}, item {index}): {exc}"
+            return AlloyItem(item_id, "", "", "", MappingProxyType({}), problem=problem)
+        raise AlloyResponseError(f"Alloy sent a malformed item on page {page}, item {index}: {exc}.") from None
 
 
 def envelope_item(body: dict[str, Any], call: str) -> AlloyItem:

@@ -171,15 +171,21 @@ def test_a_malformed_page_fails_the_sync_and_changes_nothing(alloy):
     assert alloy_jobs()[f"{1:024x}"].cron == "30 2 * * *"
 
 
-def test_a_malformed_item_fails_the_sync_naming_it(alloy):
+def test_a_malformed_item_is_its_own_error_and_keeps_its_job(alloy):
     alloy.put_item(job_item(n=1))
-    bad = job_item(n=2)
+    alloy.put_item(job_item("kept", n=2))
+    sync()
+    bad = job_item("kept", cron="0 5 * * *", n=2)
     bad["attributes"].append({"value": "an attribute without a code"})
     alloy.put_item(bad)
+    alloy.put_item(job_item(n=3))
     run = sync()
-    assert run.status == "failed"
-    assert f"item 1 (id '{2:024x}')" in run.message
-    assert not Job.objects.exists()
+    assert run.summary() == "read 3 items: 1 created, 0 updated, 1 unchanged, 0 removed, 1 invalid"
+    [error] = run.errors
+    assert error["item_id"] == f"{2:024x}"
+    assert "malformed (page 1, item 1): attributes[" in error["message"]
+    kept = alloy_jobs()[f"{2:024x}"]
+    assert kept.cron == "30 2 * * *" and kept.periodic_task is not None and "malformed" in kept.sync_error
 
 
 def test_mass_removal_is_refused_then_allowed(alloy):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from alloysync.client import AlloyClient, AlloyResponseError
-from alloysync.client.items import AlloyItem
+from alloysync.client.items import AlloyItem, page_item
 from alloysync.fake_alloy import SAMPLE_DESIGN_CODE, TITLE_ATTRIBUTE, FakeAlloyServer, make_item
 from tests.alloysync.client.helpers import ALL_JOBS, mock_client
 
@@ -50,19 +50,18 @@ def test_it_tolerates_unknown_and_missing_extra_fields(server: FakeAlloyServer, 
     "attributes",
     ["not a list", [{"value": 1}], [{"attributeCode": 7, "value": 1}], ["attributes_itemsTitle"]],
 )
-def test_a_wrong_shape_item_is_a_response_error_naming_the_item(
+def test_a_wrong_shape_item_is_read_as_that_item_s_problem_and_the_rest_still_read(
     server: FakeAlloyServer, client: AlloyClient, attributes: Any
 ) -> None:
     bad_id = "000000000000000000000bad"
     server.put_item({"itemId": bad_id, "designCode": SAMPLE_DESIGN_CODE, "attributes": attributes})
+    server.put_item(make_item({TITLE_ATTRIBUTE: "fine"}, item_id="f" * 24))
 
-    with pytest.raises(AlloyResponseError) as caught:
-        list(client.iter_items(ALL_JOBS))
+    read = {item.item_id: item for item in client.iter_items(ALL_JOBS)}
+    bad, fine = read[bad_id], read["f" * 24]
 
-    assert bad_id in caught.value.message
-    assert "page 1" in caught.value.message
-    assert "item 0" in caught.value.message
-    assert caught.value.permanent
+    assert bad.item_id == bad_id and bad.problem.startswith("Alloy sent this item malformed (page 1, item 0): attrib")
+    assert fine.problem == "" and fine.attribute(TITLE_ATTRIBUTE) == "fine"
 
 
 def test_an_item_without_an_id_is_a_response_error_naming_its_index() -> None:
@@ -72,3 +71,19 @@ def test_an_item_without_an_id_is_a_response_error_naming_its_index() -> None:
 
     with mock_client(handler, []) as client, pytest.raises(AlloyResponseError, match=r"page 1, item 1: itemId"):
         list(client.iter_items(ALL_JOBS))
+
+
+def test_a_malformed_item_with_an_id_is_an_item_carrying_its_problem():
+    item = page_item({"itemId": "65f0c1a0e4d0a1b2c3d4e501", "attributes": "not a list"}, page=3, index=7)
+    assert item.item_id == "65f0c1a0e4d0a1b2c3d4e501" and dict(item.attributes) == {}
+    assert item.problem == "Alloy sent this item malformed (page 3, item 7): attributes is a string, not a list"
+
+
+@pytest.mark.parametrize("raw", [{"attributes": []}, {"itemId": "", "attributes": []}, {"itemId": 5}, ["a list"], None])
+def test_a_malformed_item_without_an_id_fails_the_page_naming_its_place(raw):
+    with pytest.raises(AlloyResponseError, match="malformed item on page 3, item 7"):
+        page_item(raw, page=3, index=7)
+
+
+def test_a_well_formed_item_has_no_problem():
+    assert page_item({"itemId": "a", "attributes": []}, page=1, index=0).problem == ""
