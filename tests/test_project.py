@@ -1,6 +1,7 @@
 """Project-level guarantees: migrations match models, settings fail loudly where they must."""
 
 import os
+import shutil
 import subprocess
 import sys
 from io import StringIO
@@ -56,3 +57,13 @@ def test_a_bad_number_setting_is_named():
     assert result.stderr == (
         "alloysync cannot start: JOB_TIME_LIMIT must be a number of seconds above zero and at most 31622400, got '-5'\n"
     )
+
+
+def test_manage_py_outside_the_virtualenv_says_how_to_use_it_in_one_line():
+    python = shutil.which("python3", path=os.defpath)  # the system's, not the virtualenv's
+    if python is None or subprocess.run([python, "-I", "-c", "import django"], capture_output=True).returncode == 0:
+        pytest.skip("needs a Python without Django")
+    result = subprocess.run([python, "-I", "manage.py", "check"], cwd=PROJECT_DIR, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "run `. .venv/bin/activate` or use .venv/bin/python manage.py" in result.stderr
