@@ -6,19 +6,24 @@ tasks could enable, disable, toggle and run them from the list, and so pause, re
 job. The same admin is registered again here, each action naming what it needs: ``change`` to enable,
 disable or toggle (the enabled box is a job's pause state), and the project's "run jobs now"
 permission to send a task at once.
+
+A job's own periodic task is handled as the job's admin handles it: *run* queues a manual run through
+``job_run_now`` (recorded as run by hand, not as a scheduled run with no due time), and *enable*
+resumes the job, clearing its pause note.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_celery_beat import admin as celery_beat_admin
 from django_celery_beat.models import PeriodicTask
 
-from scheduler.models import RUN_JOB_PERMISSION
+from scheduler.models import RUN_JOB_PERMISSION, Job
+from scheduler.services import job_resume, job_run_now
 
 # django-celery-beat's admin, whose action descriptions (translated) are kept.
 _Base = celery_beat_admin.PeriodicTaskAdmin
@@ -33,6 +38,8 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
 
     @admin.action(description=_Base.enable_tasks.short_description, permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for job in _jobs_of(queryset):
+            job_resume(job=job)
         super().enable_tasks(request, queryset)
 
     @admin.action(description=_Base.disable_tasks.short_description, permissions=["change"])
@@ -45,7 +52,19 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
 
     @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().run_tasks(request, queryset)
+        jobs = _jobs_of(queryset)
+        for job in jobs:
+            job_run_now(job=job)
+        if jobs:
+            self.message_user(request, f"Queued a manual run of {len(jobs)} job(s).", messages.SUCCESS)
+        others = queryset.exclude(pk__in=[job.periodic_task_id for job in jobs])
+        if others.exists():
+            super().run_tasks(request, others)
+
+
+def _jobs_of(queryset: QuerySet[Any]) -> list[Job]:
+    """The jobs whose periodic tasks are selected."""
+    return list(Job.objects.select_related("periodic_task").filter(periodic_task__in=queryset))
 
 
 def register(site: admin.AdminSite) -> None:

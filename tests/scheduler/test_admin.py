@@ -176,3 +176,31 @@ def test_the_run_jobs_now_permission_allows_run_now_and_nothing_else(
     with django_capture_on_commit_callbacks(execute=False):
         runner.post(CHANGELIST, {"action": "run_now", "_selected_action": [job.pk]})
     assert JobRun.objects.get(job=job).trigger == "manual"
+
+
+PERIODIC_TASKS = reverse("admin:django_celery_beat_periodictask_changelist")
+
+
+def test_run_on_a_jobs_periodic_task_queues_a_manual_run_not_a_scheduled_one(
+    staff_client, make_job, django_capture_on_commit_callbacks
+):
+    job = make_job()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        page = staff_client.post(
+            PERIODIC_TASKS, {"action": "run_tasks", "_selected_action": [job.periodic_task_id]}, follow=True
+        ).content.decode()
+    run = JobRun.objects.get(job=job)
+    assert (run.trigger, run.status) == ("manual", "queued")  # it was recorded as "schedule", no due time
+    assert "Queued a manual run of 1 job(s)." in page
+    assert len(callbacks) == 1
+
+
+def test_enabling_a_paused_jobs_periodic_task_resumes_the_job_and_clears_its_note(staff_client, make_job):
+    from scheduler.services import job_pause
+
+    job = make_job()
+    job_pause(job=job, note="roadworks")
+    staff_client.post(PERIODIC_TASKS, {"action": "enable_tasks", "_selected_action": [job.periodic_task_id]})
+    job.refresh_from_db()
+    job.periodic_task.refresh_from_db()
+    assert not job.is_paused and job.pause_note == ""
