@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from scheduler import registry
 from scheduler.cron import CronError, CrontabFields, parse_cron, quoted
 from scheduler.stored_values import (
+    MAX_DEFINITION_JSON_BYTES,
     MAX_FUNCTION_NAME,
-    MAX_STEPS_JSON_BYTES,
     UnstorableValue,
     crontab_column_limits,
     storable_kwargs,
@@ -68,18 +68,40 @@ class JobSpec:
     timezone: str
     steps: tuple[Step, ...]
     crontab: CrontabFields
+    #: ``definition_digest`` of the above, and the size in bytes of the JSON it hashes: worked out once,
+    #: when the spec is made (``dataclasses.replace`` included), as a sync compares every item by it.
+    fingerprint: bytes = field(init=False, compare=False, repr=False)
+    size: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        canonical = _canonical(self.name, self.cron, self.timezone, self.steps_json())
+        object.__setattr__(self, "fingerprint", _fingerprint(canonical))
+        object.__setattr__(self, "size", len(canonical))
 
     def steps_json(self) -> list[JSONValue]:
         return [step.as_json() for step in self.steps]
 
     def digest(self) -> bytes:
-        return definition_digest(self.name, self.cron, self.timezone, self.steps_json())
+        return self.fingerprint
 
 
 def definition_digest(name: str, cron: str, timezone: str, steps: list[JSONValue]) -> bytes:
     """A fingerprint of what a job does and when, to compare definitions without keeping them."""
-    canonical = json.dumps([name, cron, timezone, steps], sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+    return _fingerprint(_canonical(name, cron, timezone, steps))
+
+
+def _canonical(name: str, cron: str, timezone: str, steps: list[JSONValue]) -> bytes:
+    """The definition as UTF-8 JSON, keys sorted: what the fingerprint hashes and the size limit measures.
+
+    ``surrogatepass``: a row stored before values were checked (SQLite keeps unpaired surrogates) must
+    still get a fingerprint, if only to differ from every valid definition.
+    """
+    text = json.dumps([name, cron, timezone, steps], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _fingerprint(canonical: bytes) -> bytes:
+    return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
 def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSONValue]) -> JobSpec:
@@ -108,7 +130,11 @@ def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSO
         errors.extend(exc.errors)
     if errors or crontab is None:
         raise JobSpecError(errors)
-    return JobSpec(name=name, cron=cron, timezone=timezone, steps=parsed_steps, crontab=crontab)
+    spec = JobSpec(name=name, cron=cron, timezone=timezone, steps=parsed_steps, crontab=crontab)
+    if spec.size > MAX_DEFINITION_JSON_BYTES:
+        size, limit = spec.size, MAX_DEFINITION_JSON_BYTES
+        raise JobSpecError([f"the steps take {size:,} bytes as JSON, more than the {limit:,} a job may hold"])
+    return spec
 
 
 def _name_error(name: str) -> str | None:
@@ -178,9 +204,6 @@ def parse_steps(value: str | list[JSONValue]) -> list[Step]:
                 errors.append(StepError(number, error))
     if errors:
         raise JobSpecError([str(error) for error in sorted(errors, key=lambda error: error.number)])
-    size = len(json.dumps([step.as_json() for step in steps], ensure_ascii=False).encode())
-    if size > MAX_STEPS_JSON_BYTES:
-        raise JobSpecError([f"steps take {size} bytes as JSON, more than the {MAX_STEPS_JSON_BYTES} a job may hold"])
     return steps
 
 

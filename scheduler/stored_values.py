@@ -20,9 +20,10 @@ from scheduler.types import JSONObject, JSONValue
 #: Kwargs nest at most this deep: enough for any real argument, far from Python's recursion limit
 #: and PostgreSQL's stack depth, so neither can be reached through a job definition.
 MAX_KWARGS_DEPTH = 20
-#: A job's steps take at most this many bytes as UTF-8 JSON: room for a generous text argument (a
-#: 2 MB one is tested), while a schedule stays no place for bulk data.
-MAX_STEPS_JSON_BYTES = 4 * 1024 * 1024
+#: A job's definition (its steps, with name, cron and zone) takes at most this many bytes as UTF-8
+#: JSON: room for a generous text argument (a 2 MB one is tested), while a schedule stays no place
+#: for bulk data.
+MAX_DEFINITION_JSON_BYTES = 4 * 1024 * 1024
 #: The largest integer a float can become (``1.8e308`` has 309 digits) fits in 1,024 bits.
 MAX_INT_BITS = 1024
 #: Function names are dotted Python names; longer ones are not names of anything registered.

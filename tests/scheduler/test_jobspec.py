@@ -95,3 +95,18 @@ def test_a_valid_spec_carries_the_celery_fields_and_json_steps():
     assert spec.crontab.day_of_week == "1-5"
     assert spec.steps_json() == [{"function": "examples.echo", "kwargs": {"message": "x"}}]
     assert steps_as_text(spec.steps_json()) == 'examples.echo {"message": "x"}'
+
+
+def test_a_definition_bigger_than_a_job_may_hold_is_refused_with_its_size():
+    steps = [{"function": "examples.echo", "kwargs": {"message": "Ω" * (2 * 1024 * 1024)}}]  # 4 MiB of UTF-8
+    with pytest.raises(JobSpecError, match=r"the steps take 4,194,3\d\d bytes as JSON, more than the 4,194,304"):
+        job_spec_build(name="big", cron="@daily", timezone="UTC", steps=steps)
+
+
+def test_a_spec_changed_with_replace_gets_its_own_fingerprint():
+    import dataclasses
+
+    spec = job_spec_build(name="a", cron="@daily", timezone="UTC", steps='examples.echo {"message": "x"}')
+    renamed = dataclasses.replace(spec, name="b")
+    assert renamed.digest() != spec.digest()
+    assert renamed.digest() == job_spec_build(name="b", cron="@daily", timezone="UTC", steps=spec.steps_json()).digest()
