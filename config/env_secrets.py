@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import stat
 from pathlib import Path
 
 from config.env import SettingError, raw
@@ -109,16 +110,38 @@ def read_secret(name: str, *, header_token: bool = False) -> str | None:
         return value
     if not path:
         return None
-    try:
-        contents = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise SettingError(f"{name}_FILE points at {path!r}, which cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SettingError(f"{name}_FILE points at {path!r}, which is not UTF-8 text") from None
+    contents = _secret_file_text(f"{name}_FILE", path)
     if not contents:
         raise SettingError(f"{name}_FILE points at {path!r}, which is empty")
     _check(f"{name}_FILE", contents, header_token, where=f" in {path!r}")
     return contents
+
+
+#: A secret file holds one key or password: anything longer is the wrong file (``/dev/zero`` once
+#: filled the machine's memory before it could be refused).
+SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def _secret_file_text(variable: str, path: str) -> str:
+    """The stripped text of the secret file ``path``, read at most ``SECRET_FILE_MAX_BYTES`` + 1 bytes.
+
+    Only a regular file (or a link to one, as Kubernetes mounts them) is read: a device, a pipe or a
+    folder is refused by name before anything is read, so start-up can neither hang nor fill memory.
+    """
+    file = Path(path)
+    try:
+        if not stat.S_ISREG(file.stat().st_mode):  # stat follows links, as Kubernetes mounts secrets
+            raise SettingError(f"{variable} points at {path!r}, which is not a regular file")
+        with file.open("rb") as handle:
+            data = handle.read(SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise SettingError(f"{variable} points at {path!r}, which cannot be read: {exc.strerror}") from None
+    if len(data) > SECRET_FILE_MAX_BYTES:
+        raise SettingError(f"{variable} points at {path!r}, which holds more than {SECRET_FILE_MAX_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SettingError(f"{variable} points at {path!r}, which is not UTF-8 text") from None
 
 
 def _check(variable: str, value: str, header_token: bool, where: str = "") -> None:

@@ -92,7 +92,9 @@ def alloy_base_url(name: str, default: str, *, allow_plain_http: bool, allow_nam
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise SettingError(f"{accepts}; the port of {shown(url)} is out of range")
     if parsed.query or parsed.fragment or "?" in url or "#" in url:
-        raise SettingError(f"{accepts}, without a query or fragment, got {shown(url)}")
+        # Only the part before them is shown: a query may carry a token (?token=...).
+        before = url.split("?", 1)[0].split("#", 1)[0]
+        raise SettingError(f"{accepts}, without a query or fragment (not shown), got {shown(before)}?...")
     if parsed.scheme == "http" and not (allow_plain_http or _is_loopback(parsed.host)):
         raise SettingError(
             f"{name} must be https:// (plain http:// sends the key unencrypted: it is allowed to localhost, "

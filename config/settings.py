@@ -45,9 +45,15 @@ _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105
 
 DEBUG = flag("DJANGO_DEBUG", True)
 # A str for Django (signing reads it as text); its repr is masked for settings dumps.
-SECRET_KEY = RedactedText(read_secret("DJANGO_SECRET_KEY") or _DEV_SECRET_KEY)
+SECRET_KEY = RedactedText((read_secret("DJANGO_SECRET_KEY") or "").strip() or _DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise SettingError("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false")
+# Django's own rule for a production key (check --deploy's W009), enforced at start-up, not only warned.
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise SettingError(
+        "DJANGO_SECRET_KEY must be at least 50 characters with at least 5 different ones when DJANGO_DEBUG is "
+        "false (the key is not shown); make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = host_names("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 # Read whatever DEBUG is, so a typo fails on a laptop too, not first in production.

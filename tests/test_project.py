@@ -41,7 +41,7 @@ def test_production_without_a_secret_key_refuses_to_start():
 
 def test_secrets_can_come_from_files(tmp_path):
     key_file = tmp_path / "secret"
-    key_file.write_text("a-real-secret-key-from-a-mounted-file-0123456789\n")
+    key_file.write_text("a-real-secret-key-from-a-mounted-file-0123456789-abcdef\n")
     assert django_check(DJANGO_DEBUG="false", DJANGO_SECRET_KEY_FILE=str(key_file)).returncode == 0
 
 

@@ -160,7 +160,7 @@ FAULTS = {
     ),
     "ALLOY_BASE_URL=https://api.uk.alloyapp.io?x=1": (
         "ALLOY_BASE_URL must be Alloy's https:// address, such as https://api.uk.alloyapp.io, without a query "
-        "or fragment, got 'https://api.uk.alloyapp.io?x=1'"
+        "or fragment (not shown), got 'https://api.uk.alloyapp.io'?..."
     ),
     "ALLOY_BASE_URL=http://alloy.example.org": (
         "ALLOY_BASE_URL must be https:// (plain http:// sends the key unencrypted: it is allowed to localhost, "
@@ -216,7 +216,10 @@ def test_plain_http_elsewhere_needs_the_explicit_setting() -> None:
 def test_a_flag_reads_the_usual_words(name: str, word: str, meaning: bool) -> None:
     assert read_settings(**{name: word})[STORED_AS.get(name, name)] is meaning
     opposite = {"true": "false", "Yes": "No", "on": "OFF", "1": "0"}[word]
-    assert read_settings(**{name: opposite, "DJANGO_SECRET_KEY": "x" * 50})[STORED_AS.get(name, name)] is not meaning
+    assert (
+        read_settings(**{name: opposite, "DJANGO_SECRET_KEY": "production-key-" * 4})[STORED_AS.get(name, name)]
+        is not meaning
+    )
 
 
 # --- Generated values: a number is read as exactly that number, or refused -------------------------
@@ -266,7 +269,7 @@ def test_a_number_setting_is_exactly_float_of_its_text_or_refused_by_name(name: 
 @given(name=st.sampled_from(FLAGS), value=st.one_of(env_text, st.sampled_from(["TRUE", " off ", "y", "n"])))
 def test_a_flag_is_true_or_false_only_for_those_words(name: str, value: str) -> None:
     try:
-        meaning = read_settings(**{name: value, "DJANGO_SECRET_KEY": "x" * 50})[STORED_AS.get(name, name)]
+        meaning = read_settings(**{name: value, "DJANGO_SECRET_KEY": "production-key-" * 4})[STORED_AS.get(name, name)]
     except SettingError as refused:
         assert str(refused) == f"{name} must be true or false, got {shown(value)}"
         return
@@ -473,3 +476,49 @@ def test_diffsettings_shows_no_secret(tmp_path: Path) -> None:
     assert "SECRET_KEY = '********'" in result.stdout
     for secret in (API_KEY, "Dj4ngoSecretKeyForTheDiffsettingsTest", PASSWORD):
         assert secret not in result.stdout
+
+
+@pytest.mark.parametrize("variable", ["ALLOY_API_KEY_FILE", "DJANGO_SECRET_KEY_FILE"])
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_secret_file_that_is_a_device_is_refused_before_anything_is_read(variable: str, device: str) -> None:
+    # /dev/zero was read whole: the process filled 24 GB of memory before the OOM killer stopped it.
+    assert refusal(**{variable: device}) == f"{variable} points at {device!r}, which is not a regular file"
+
+
+def test_a_secret_file_larger_than_any_key_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    with key_file.open("wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # 300 MB, sparse: costs no disk
+    assert refusal(ALLOY_API_KEY_FILE=str(key_file)) == (
+        f"ALLOY_API_KEY_FILE points at {str(key_file)!r}, which holds more than 65,536 bytes"
+    )
+
+
+def test_a_secret_file_that_is_a_pipe_is_refused_instead_of_waiting_for_a_writer(tmp_path: Path) -> None:
+    pipe = tmp_path / "key"
+    os.mkfifo(pipe)
+    assert (
+        refusal(ALLOY_API_KEY_FILE=str(pipe))
+        == f"ALLOY_API_KEY_FILE points at {str(pipe)!r}, which is not a regular file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (" ", "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false"),
+        ("short", "DJANGO_SECRET_KEY must be at least 50 characters with at least 5 different ones"),
+        ("ab" * 40, "DJANGO_SECRET_KEY must be at least 50 characters with at least 5 different ones"),
+    ],
+)
+def test_a_production_secret_key_that_is_blank_or_weak_is_refused_unseen(key: str, message: str) -> None:
+    refused = refusal(DJANGO_DEBUG="false", DJANGO_SECRET_KEY=key)
+    assert refused.startswith(message)
+    assert key.strip() == "" or key not in refused
+
+
+@pytest.mark.parametrize("url", ["https://api.example.org/?token=pw5ecret", "https://api.example.org/#pw5ecret"])
+def test_a_base_url_with_a_query_or_fragment_is_refused_without_showing_them(url: str) -> None:
+    refused = refusal(ALLOY_BASE_URL=url)
+    assert refused.startswith("ALLOY_BASE_URL must be") and "without a query or fragment (not shown)" in refused
+    assert "pw5ecret" not in refused and "'https://api.example.org/'?..." in refused
