@@ -69,6 +69,8 @@ def _item_id_error(item_id: str) -> str | None:
     problem = text_problem(item_id)
     if problem or not item_id.isprintable():
         return f"item id {item_id!r} {problem or 'holds unprintable characters'}"
+    if not item_id.strip():
+        return f"item id {item_id!r} is only spaces"
     return None
 
 

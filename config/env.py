@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
+from scheduler.timezones import iana_zone_known
+
 # Durations longer than a year are typing mistakes, and beyond what timers and timedelta accept.
 MAX_SECONDS = 366 * 24 * 3600
 # Counts and sizes are stored in, and passed to, 32-bit signed integers (PostgreSQL, C APIs).
@@ -176,7 +178,7 @@ def time_zone(name: str, default: str) -> str:
     value = raw(name)
     if value is None:
         return default
-    if _ZONE_NAME.fullmatch(value) and value != "localtime":  # "localtime" is this machine's zone, not IANA's
+    if _ZONE_NAME.fullmatch(value) and iana_zone_known(value):  # not "localtime", this machine's own
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"

@@ -18,11 +18,13 @@ from scheduler.cron import CronError, CrontabFields, parse_cron, quoted
 from scheduler.stored_values import (
     MAX_DEFINITION_JSON_BYTES,
     MAX_FUNCTION_NAME,
+    MAX_STEPS,
     UnstorableValue,
     crontab_column_limits,
     storable_kwargs,
     text_problem,
 )
+from scheduler.timezones import iana_zone_known
 from scheduler.types import JSONObject, JSONValue
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -166,10 +168,12 @@ def _timezone_error(timezone: str) -> str | None:
     if not isinstance(timezone, str) or not timezone.strip():
         return "time zone is empty"
     try:
-        ZoneInfo(timezone)
+        if iana_zone_known(timezone):
+            ZoneInfo(timezone)
+            return None
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
-        return f"time zone {timezone!r} is not a known IANA zone (e.g. 'Europe/London', 'UTC')"
-    return None
+        pass
+    return f"time zone {quoted(timezone)} is not a known IANA zone (e.g. 'Europe/London', 'UTC')"
 
 
 def parse_steps(value: str | list[JSONValue]) -> list[Step]:
@@ -195,6 +199,8 @@ def parse_steps(value: str | list[JSONValue]) -> list[Step]:
         raise JobSpecError([f"steps must be text or a JSON list, got {type(value).__name__}"])
     if not raw_steps:
         raise JobSpecError(["steps are empty: at least one function is required"])
+    if len(raw_steps) > MAX_STEPS:
+        raise JobSpecError([f"there are {len(raw_steps):,} steps, more than the {MAX_STEPS} a job may have"])
     errors = [problem for problem in raw_steps if isinstance(problem, StepError)]
     steps = [step for step in raw_steps if isinstance(step, Step)]
     for number, step in enumerate(raw_steps, start=1):

@@ -28,6 +28,9 @@ MAX_DEFINITION_JSON_BYTES = 4 * 1024 * 1024
 MAX_INT_BITS = 1024
 #: Function names are dotted Python names; longer ones are not names of anything registered.
 MAX_FUNCTION_NAME = 200
+#: Steps a job may have: a run writes a row per step and the admin shows them all; a job of
+#: thousands of steps (10,000 took 19 s to run and an 18 MB admin page to show) is a loop, not a job.
+MAX_STEPS = 100
 #: Job.external_id's column: an Alloy item id (24 hex digits) with room to spare.
 MAX_EXTERNAL_ID = 64
 

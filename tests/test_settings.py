@@ -522,3 +522,8 @@ def test_a_base_url_with_a_query_or_fragment_is_refused_without_showing_them(url
     refused = refusal(ALLOY_BASE_URL=url)
     assert refused.startswith("ALLOY_BASE_URL must be") and "without a query or fragment (not shown)" in refused
     assert "pw5ecret" not in refused and "'https://api.example.org/'?..." in refused
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "right/UTC", "posix/Europe/London"])
+def test_a_default_zone_that_is_not_an_iana_name_is_refused(zone: str) -> None:
+    assert refusal(JOB_DEFAULT_TIMEZONE=zone).startswith("JOB_DEFAULT_TIMEZONE must be an IANA time zone")

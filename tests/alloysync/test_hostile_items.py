@@ -32,6 +32,12 @@ HOSTILE_ITEMS = {
     "an item id longer than a job can hold": {**job_item("long id", n=107), "itemId": "f" * 65},
     "a 5,000-digit number in kwargs": job_item("big", steps='examples.echo {"message": ' + "9" * 5000 + "}", n=108),
     "a zone that is a folder of zones": job_item("folder zone", timezone="Europe", n=109),
+    "the host's own zone": job_item("host zone", timezone="localtime", n=110),
+    "a zone with leap seconds, not IANA's name": job_item("right zone", timezone="right/UTC", n=111),
+    "an item id of spaces": {**job_item("spaces", n=112), "itemId": "   "},
+    "more steps than a job may have": job_item(
+        "loop", steps="\n".join(['examples.echo {"message": "x"}'] * 101), n=113
+    ),
 }
 EXPECTED_MESSAGES = {
     "nul in the title": "name holds a NUL character",
@@ -43,6 +49,10 @@ EXPECTED_MESSAGES = {
     "an item id longer than a job can hold": "longer than the 64 characters",
     "a 5,000-digit number in kwargs": "more digits than",
     "a zone that is a folder of zones": "'Europe' is not a known IANA zone",
+    "the host's own zone": "'localtime' is not a known IANA zone",
+    "a zone with leap seconds, not IANA's name": "'right/UTC' is not a known IANA zone",
+    "an item id of spaces": "is only spaces",
+    "more steps than a job may have": "there are 101 steps, more than the 100 a job may have",
 }
 
 
@@ -258,3 +268,13 @@ def test_a_sync_whose_checks_missed_a_value_writes_the_other_items(alloy, monkey
         assert "\x00" not in error["title"]
     else:
         assert run.created == 6
+
+
+def test_sync_alloy_escapes_control_characters_from_alloy_on_the_terminal(alloy, capsys):
+    from django.core.management import call_command
+
+    alloy.put_item({**job_item("bell\x07title", cron="bad", n=1), "itemId": "id\u2028with\x1bescape"})
+    call_command("sync_alloy")
+    out = capsys.readouterr().out
+    assert "invalid id\\u2028with\\x1bescape 'bell\\x07title'" in out
+    assert "\x1b" not in out and "\u2028" not in out and "\x07" not in out  # captured output has no colours

@@ -67,6 +67,10 @@ class Command(BaseCommand):
 
     def _show_invalid(self, plan: SyncPlan) -> None:
         for error in plan.errors:
-            self.stdout.write(
-                self.style.WARNING(f"  invalid {error['item_id']} {error['title']!r}: {error['message']}")
-            )
+            line = f"  invalid {error['item_id']} {error['title']!r}: {error['message']}"
+            self.stdout.write(self.style.WARNING(_printable(line)))
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped: Alloy's values must not drive the terminal."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
