@@ -203,8 +203,26 @@ ALLOY_COLLECTION = code("ALLOY_COLLECTION", "Live", example="Live")
 # Alloy's largest page size is undocumented (docs/alloy-api.md); 1000 stops a typo, not a real need.
 ALLOY_PAGE_SIZE = whole_number("ALLOY_PAGE_SIZE", 100, maximum=1000)
 ALLOY_TIMEOUT = seconds("ALLOY_TIMEOUT", 30)
-ALLOY_SYNC_INTERVAL = seconds("ALLOY_SYNC_INTERVAL", 300)
+# Scheduled syncs read only what changed since the previous one, so they can be frequent.
+ALLOY_SYNC_INTERVAL = seconds("ALLOY_SYNC_INTERVAL", 60)
 ALLOY_MAX_REMOVAL_FRACTION = fraction("ALLOY_MAX_REMOVAL_FRACTION", 0.5)
+# A complete read this often catches what edit times cannot show (hard deletes, a missed edit).
+ALLOY_FULL_SYNC_INTERVAL = seconds("ALLOY_FULL_SYNC_INTERVAL", 86400)
+# Alloy's clock and ours may disagree, and an edit may commit after the query: look back this far.
+ALLOY_SYNC_LOOK_BACK = seconds("ALLOY_SYNC_LOOK_BACK", 300)
+# Enables POST /alloy/webhook for Alloy workflows; a Secret like the API key (never shown).
+_ALLOY_WEBHOOK_SECRET = read_secret("ALLOY_WEBHOOK_SECRET", header_token=True)
+ALLOY_WEBHOOK_SECRET = Secret(_ALLOY_WEBHOOK_SECRET) if _ALLOY_WEBHOOK_SECRET else None
+# Where each job's state is written back onto its item; each optional (empty: not written).
+ALLOY_STATUS_ATTRIBUTE = code("ALLOY_STATUS_ATTRIBUTE", "", example="attributes_scheduledJobsStatus")
+ALLOY_MESSAGE_ATTRIBUTE = code("ALLOY_MESSAGE_ATTRIBUTE", "", example="attributes_scheduledJobsMessage")
+ALLOY_LAST_RUN_ATTRIBUTE = code("ALLOY_LAST_RUN_ATTRIBUTE", "", example="attributes_scheduledJobsLastRun")
+ALLOY_NEXT_RUN_ATTRIBUTE = code("ALLOY_NEXT_RUN_ATTRIBUTE", "", example="attributes_scheduledJobsNextRun")
+ALLOY_RUN_NOW_ATTRIBUTE = code("ALLOY_RUN_NOW_ATTRIBUTE", "", example="attributes_scheduledJobsRunNow")
+# Item edits a minute alloysync may send; the rest of Alloy's per-endpoint limit is the customer's.
+ALLOY_WRITE_RATE = whole_number("ALLOY_WRITE_RATE", 30, maximum=6000)
+# How often beat asks a worker to write pending states back (a pass is cheap when nothing is pending).
+WRITE_BACK_INTERVAL = seconds("WRITE_BACK_INTERVAL", 10)
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
@@ -276,6 +294,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ALLOY_SYNC_INTERVAL,
         # A sync queued behind a busy worker is pointless once the next one is due.
         "options": {"expires": ALLOY_SYNC_INTERVAL},
+    },
+    # Each job's state onto its item, paced under ALLOY_WRITE_RATE; a pass sends what is due and ends.
+    "alloysync.write_back": {
+        "task": "alloysync.write_back",
+        "schedule": WRITE_BACK_INTERVAL,
+        "options": {"expires": WRITE_BACK_INTERVAL},
+    },
+    # Items named by webhooks whose read was not done (a broker hiccup, a busy sync): read them now.
+    "alloysync.read_items": {
+        "task": "alloysync.read_items",
+        "schedule": 30,
+        "options": {"expires": 30},
     },
 }
 

@@ -72,6 +72,7 @@ class JobRun(models.Model):
         SCHEDULE = "schedule", "Schedule"
         MANUAL = "manual", "Manual (admin)"
         COMMAND = "command", "Command"
+        ALLOY = "alloy", "Alloy (run-now attribute)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
