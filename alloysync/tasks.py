@@ -4,6 +4,8 @@ import logging
 
 from celery import shared_task
 
+# Imported for their tasks: the worker registers what alloysync.tasks imports.
+from alloysync import tasks_webhook, tasks_write_back  # noqa: F401
 from alloysync.models import SyncRun
 from alloysync.sync import SyncAlreadyRunning, alloy_sync
 

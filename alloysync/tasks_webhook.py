@@ -1,0 +1,1 @@
+"""Celery tasks that read the items Alloy's workflows named (filled by the webhook work)."""
