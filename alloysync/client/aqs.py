@@ -7,6 +7,7 @@ child is a condition tree. ``count_from_answer`` reads the count back. See ``doc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from alloysync.client.errors import AlloyResponseError
@@ -15,18 +16,40 @@ from alloysync.client.items import json_type
 
 @dataclass(frozen=True)
 class ItemQuery:
-    """Which items to read: a design (or interface), a collection, and an optional Boolean flag."""
+    """Which items to read: a design (or interface), its collections, an optional Boolean flag and
+    an optional edit time.
+
+    - ``collection``: the one collection to read; ``collections``, when not empty, replaces it (for
+      an incremental read over ``("Live", "Archive")``, which sees items archived since).
+    - ``flag_attribute``: only items whose flag is true; None reads them all (an incremental read
+      must not filter on the flag, or it cannot see an item whose flag was turned off).
+    - ``edited_after``: only items created or edited strictly after this (aware) time.
+    """
 
     design_code: str
     collection: str = "Live"
     flag_attribute: str | None = None
+    edited_after: datetime | None = None
+    collections: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A bare string would be read as a tuple of one-letter collections.
+        if isinstance(self.collections, str):
+            raise TypeError("ItemQuery.collections is a tuple of collection codes, not a string.")
+        if self.edited_after is not None and self.edited_after.utcoffset() is None:
+            raise ValueError("ItemQuery.edited_after must be an aware datetime.")
+
+    @property
+    def collection_codes(self) -> list[str]:
+        """The collections the query reads, as AQS's ``collectionCode`` takes them."""
+        return list(self.collections or (self.collection,))
 
 
 def build_query_aqs(query: ItemQuery, *, after_item_id: str | None = None) -> dict[str, Any]:
     """The AQS body for one window of ``query``, sorted by item id, after ``after_item_id`` if given."""
     properties = {
         "dodiCode": query.design_code,
-        "collectionCode": [query.collection],
+        "collectionCode": query.collection_codes,
         "attributes": ["all"],
         "sortInfo": {"itemProperty": "ItemId", "sortOrder": "Ascending"},
     }
@@ -37,7 +60,7 @@ def build_count_aqs(query: ItemQuery) -> dict[str, Any]:
     """The AQS body counting the items ``query`` matches."""
     properties = {
         "dodiCode": query.design_code,
-        "collectionCode": [query.collection],
+        "collectionCode": query.collection_codes,
         "aggregationType": "Count",
     }
     return {
@@ -67,11 +90,26 @@ def _value_node(node_type: str, value: Any) -> dict[str, Any]:
     return {"type": node_type, "properties": {"value": [value]}}
 
 
+def alloy_datetime(when: datetime) -> str:
+    """``when`` as AQS's DateTime values carry it: UTC, milliseconds, ``Z`` (``2026-11-29T10:00:00.000Z``).
+
+    Microseconds are truncated, never rounded up: "edited after" an earlier time selects a little
+    more, never less.
+    """
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def _conditions(query: ItemQuery, after_item_id: str | None) -> list[dict[str, Any]]:
     conditions: list[dict[str, Any]] = []
     if query.flag_attribute:
         attribute = {"type": "Attribute", "properties": {"attributeCode": query.flag_attribute}}
         conditions.append({"type": "Equals", "children": [attribute, _value_node("Boolean", True)]})
+    if query.edited_after is not None:
+        # lastEditDate is not in the payload: it can be filtered on, never read back or windowed on.
+        edited = {"type": "ItemProperty", "properties": {"itemPropertyName": "lastEditDate"}}
+        since = _value_node("DateTime", alloy_datetime(query.edited_after))
+        conditions.append({"type": "GreaterThan", "children": [edited, since]})
     if after_item_id is not None:
         item_id = {"type": "ItemProperty", "properties": {"itemPropertyName": "itemId"}}
         conditions.append({"type": "GreaterThan", "children": [item_id, _value_node("String", after_item_id)]})
