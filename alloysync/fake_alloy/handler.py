@@ -1,7 +1,8 @@
 """The fake Alloy's HTTP side: routes requests to a ``FakeAlloyServer``, answers in Alloy's shapes.
 
-Every answer is JSON with Alloy's rate-limit headers; errors use Alloy's error body. Injected faults
-are taken here, per request, in the order ``Faults`` documents.
+Every answer is JSON with Alloy's rate-limit headers for its endpoint; errors use Alloy's error body.
+A request beyond an enforced rate limit is answered 429 before anything else (no fault is taken, no
+change made). Injected faults are taken here, per request, in the order ``Faults`` documents.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from alloysync.fake_alloy.aqs import ApiError
 from alloysync.fake_alloy.faults import Trickle
 from alloysync.fake_alloy.hostile import hostile_page
+from alloysync.fake_alloy.ratelimit import RateState
+from alloysync.fake_alloy.timestamps import format_alloy_timestamp, parse_alloy_datetime
 
 if TYPE_CHECKING:
     from alloysync.fake_alloy.server import FakeAlloyServer
@@ -31,12 +34,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("alloysync.fake_alloy")
 
 _ITEM_PATH = re.compile(r"^/api/item/([^/]+)$")
+_ITEM_LOG_PATH = re.compile(r"^/api/item-log/design/([^/]+)$")
 
-
-def format_alloy_timestamp(when: datetime) -> str:
-    """Alloy's timestamp style: UTC with seven fractional digits, ``2021-03-16T11:08:08.0232125Z``."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}0Z"
+# Imported from here before timestamps.py existed.
+__all__ = ["AlloyHTTPServer", "format_alloy_timestamp"]
 
 
 class AlloyHTTPServer(ThreadingHTTPServer):
@@ -73,6 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: AlloyHTTPServer
     _trickle: Trickle | None = None
+    _rate: RateState | None = None
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -102,6 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw_body = self._read_body()
         page = _first_int(params.get("page"))
         self._rate = alloy.record(method, url.path, page)
+        if self._rate.limited:
+            # Refused before any fault or change: a request beyond the limit has no effect.
+            self._send_error(ApiError(429, "RateLimited", "Too many requests to this endpoint this minute."))
+            return
         self._trickle = alloy.faults.take_trickle()
         latency, hang = alloy.faults.take_delay()
         alloy.pause(latency + hang)
@@ -165,6 +171,12 @@ class _Handler(BaseHTTPRequestHandler):
             return alloy.get_item_body(unquote(match.group(1)))
         if match and method == "PUT":
             return alloy.put_item_body(unquote(match.group(1)), _json_body(raw, "ModelValidationFailed"))
+        if match and method == "DELETE":
+            return alloy.delete_item_body(unquote(match.group(1)))
+        match = _ITEM_LOG_PATH.match(path)
+        if match and method == "GET" and alloy.item_log:
+            since, page, page_size = _item_log_params(params)
+            return alloy.item_log_body(unquote(match.group(1)), since, page, page_size)
         raise ApiError(404, "ResourceNotFound", f"No such endpoint: {method} {path}.")
 
     def _send_page_fault(self, fault: int | str, good_body: dict[str, Any]) -> None:
@@ -205,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         content_length: int | None = None,
         headers: Mapping[str, str | None] | None = None,
     ) -> None:
-        remaining, reset = getattr(self, "_rate", None) or self.server.alloy.record_nothing()
+        remaining, reset, _ = self._rate or self.server.alloy.record_nothing()
         if content_length is None and self._gzip_wanted(headers):
             data, headers = gzip.compress(data), {**(headers or {}), "Content-Encoding": "gzip"}
         merged: dict[str, str | None] = {
@@ -263,6 +275,18 @@ def _paging(params: dict[str, list[str]]) -> tuple[int, int]:
     if page < 1 or page_size < 1:
         raise ApiError(400, "ModelValidationFailed", "page and pageSize must be positive integers.")
     return page, page_size
+
+
+def _item_log_params(params: dict[str, list[str]]) -> tuple[datetime | None, int, int]:
+    """``Since``, ``Page`` and ``PageSize`` from the query, names matched case-insensitively as ASP.NET does."""
+    named = {name.lower(): values for name, values in params.items()}
+    page, page_size = _paging({"page": named.get("page", []), "pageSize": named.get("pagesize", [])})
+    since_text = (named.get("since") or [""])[0]
+    try:
+        since = parse_alloy_datetime(since_text) if since_text else None
+    except ValueError:
+        raise ApiError(400, "ModelValidationFailed", f"Since must be an ISO-8601 time, not {since_text!r}.") from None
+    return since, page, page_size
 
 
 def _json_body(raw: bytes, category: str = "AqsInvalidQuery") -> Any:

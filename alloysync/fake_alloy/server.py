@@ -1,7 +1,9 @@
 """``FakeAlloyServer``: the fake Alloy's items served on a loopback port from a background thread.
 
 It adds to the item store what a running server needs: the key it accepts, the faults to inject,
-the log of requests received and Alloy's per-minute rate-limit count. The HTTP side is ``handler.py``.
+the log of requests received, Alloy's rate limit per endpoint per minute (counted for the headers,
+enforced when asked), the optional item log endpoint and a simulated workflow. The HTTP side is
+``handler.py``.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ import hmac
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from alloysync.fake_alloy.aqs import ApiError
 from alloysync.fake_alloy.faults import Faults
 from alloysync.fake_alloy.handler import AlloyHTTPServer
-from alloysync.fake_alloy.store import ItemStore
+from alloysync.fake_alloy.ratelimit import RATE_LIMIT_PER_MINUTE, RateLimiter, RateState, endpoint_key
+from alloysync.fake_alloy.store import Clock, ItemEvent, ItemStore, utc_now
+from alloysync.fake_alloy.workflow import Workflow, WorkflowCall, WorkflowRunner
 
-# Alloy's documented limit; the fake counts against it for the X-Rate-Limit-* headers only.
-RATE_LIMIT_PER_MINUTE = 100
+__all__ = ["RATE_LIMIT_PER_MINUTE", "FakeAlloyServer", "RequestRecord"]
 
 
 class RequestRecord(NamedTuple):
@@ -36,6 +38,11 @@ class FakeAlloyServer(ItemStore):
     ``FakeAlloyServer(items, api_key=...)``; use as a context manager or call ``start()``/``stop()``.
     ``url`` is the base URL to give the client. ``designs`` adds design codes that exist without
     items (the sample design always exists); a query on any other design is refused, as Alloy would.
+
+    ``rate_limit``: requests allowed per endpoint per ``rate_window`` seconds (a clock minute) before
+    answering 429 and doing nothing; None counts for the headers only. ``item_log``: serve
+    ``GET /api/item-log/design/{code}`` (else 404, as for a tenant without it). ``workflow``: a
+    ``Workflow`` to run on item changes (also settable as ``server.workflow``). ``clock``: edit times.
     """
 
     def __init__(
@@ -46,23 +53,31 @@ class FakeAlloyServer(ItemStore):
         host: str = "127.0.0.1",
         port: int = 0,
         designs: Iterable[str] = (),
+        rate_limit: int | None = None,
+        rate_window: float = 60.0,
+        item_log: bool = False,
+        workflow: Workflow | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         if not api_key:
             raise ValueError("The fake Alloy needs an API key to check.")
         self.host = _loopback_host(host)
         self.port = port
         self.faults = Faults()
+        self.item_log = item_log
+        # Set before the items are stored: storing them is a change a workflow may listen to.
+        self.workflow = workflow
+        self._workflows = WorkflowRunner()
         self._api_key = api_key
         self._requests: list[RequestRecord] = []
-        self._minute = 0
-        self._minute_count = 0
+        self._rate = RateLimiter(rate_limit, window=rate_window)
         self._stopping = threading.Event()
         # Called with the page number after each query page is computed, before it is sent: lets a
         # test edit items between pages, as Alloy users do while a sync reads.
         self.after_page: Callable[[int], None] | None = None
         self._httpd: AlloyHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        super().__init__(items, designs=designs)
+        super().__init__(items, designs=designs, clock=clock)
 
     def __repr__(self) -> str:
         state = self.url if self._httpd else "stopped"
@@ -93,6 +108,7 @@ class FakeAlloyServer(ItemStore):
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd = self._thread = None
+        self._workflows.stop()
 
     def __enter__(self) -> FakeAlloyServer:
         return self.start()
@@ -131,25 +147,51 @@ class FakeAlloyServer(ItemStore):
         with self._lock:
             self._requests.clear()
 
-    def record(self, method: str, path: str, page: int | None) -> tuple[int, datetime]:
-        """Log a request; returns the requests left this minute and when the minute ends."""
-        now = datetime.now(UTC)
-        minute = int(now.timestamp() // 60)
+    def record(self, method: str, path: str, page: int | None) -> RateState:
+        """Log a request and count it against its endpoint's rate limit; the endpoint's state after it."""
         with self._lock:
             self._requests.append(RequestRecord(method, path, page))
-            if minute != self._minute:
-                self._minute, self._minute_count = minute, 0
-            self._minute_count += 1
-            remaining = max(0, RATE_LIMIT_PER_MINUTE - self._minute_count)
-        return remaining, datetime.fromtimestamp((minute + 1) * 60, UTC)
+        return self._rate.count(endpoint_key(method, path))
 
-    def record_nothing(self) -> tuple[int, datetime]:
-        """The rate-limit state for an answer to a request too broken to log."""
-        now = datetime.now(UTC)
-        minute = int(now.timestamp() // 60)
-        with self._lock:
-            used = self._minute_count if minute == self._minute else 0
-        return max(0, RATE_LIMIT_PER_MINUTE - used), datetime.fromtimestamp((minute + 1) * 60, UTC)
+    def record_nothing(self) -> RateState:
+        """The rate-limit state for an answer to a request too broken to log (no endpoint known)."""
+        return self._rate.peek()
+
+    @property
+    def rate_limit(self) -> int | None:
+        """Requests allowed per endpoint per window before 429; None: not enforced."""
+        return self._rate.limit
+
+    @rate_limit.setter
+    def rate_limit(self, limit: int | None) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError("rate_limit cannot be negative.")
+        self._rate.limit = limit
+
+    @property
+    def rate_limited(self) -> dict[str, int]:
+        """How many requests were answered 429 for going beyond ``rate_limit``, per endpoint key.
+
+        Only the enforced limit counts here, not 429s injected with ``faults.rate_limit_next``.
+        """
+        return self._rate.refused
+
+    # --- workflow -------------------------------------------------------------------------------
+
+    @property
+    def workflow_calls(self) -> list[WorkflowCall]:
+        """Every call the workflow made, in order: (event, item id, HTTP status or error text)."""
+        return self._workflows.calls
+
+    def wait_for_workflow(self, timeout: float = 5.0) -> bool:
+        """Wait until the workflow calls queued so far have been made; False after ``timeout`` seconds."""
+        return self._workflows.wait(timeout)
+
+    def _changed(self, event: ItemEvent, attributes: frozenset[str]) -> None:
+        super()._changed(event, attributes)
+        workflow = self.workflow
+        if workflow is not None and workflow.fires_on(event, attributes):
+            self._workflows.submit(workflow, event)  # queued: the edit's answer never waits for it
 
     # --- endpoints beyond the items (called from handler threads) -------------------------------
 

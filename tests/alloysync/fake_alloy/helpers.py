@@ -53,3 +53,14 @@ def assert_alloy_error(response: httpx.Response, status: int, category: str) -> 
     assert body["category"] == category
     assert body["httpStatusCode"] == status
     assert body["errorData"] is None
+
+
+def last_edit(kind: str, when: str) -> dict[str, Any]:
+    """A ``GreaterThan`` or ``LessThan`` node on ``lastEditDate`` against the DateTime ``when``."""
+    return {"type": kind, "children": [item_property("lastEditDate"), value("DateTime", when)]}
+
+
+def sorted_by(body: dict[str, Any], item_property_name: str, order: str = "Ascending") -> dict[str, Any]:
+    """``body`` with its ``sortInfo`` replaced."""
+    body["aqs"]["properties"]["sortInfo"] = {"itemProperty": item_property_name, "sortOrder": order}
+    return body
