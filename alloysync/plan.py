@@ -7,7 +7,7 @@ read yields removals: absence means removal only once every item has been seen.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from alloysync.client import AlloyItem
@@ -43,6 +43,7 @@ class SyncPlan:
     missing: dict[str, int] = field(default_factory=dict)  # external id -> job id, absent from the read
     carried: Counter[str] = field(default_factory=Counter)  # attribute code -> items that carry it
     notes: list[str] = field(default_factory=list)  # what the record's message should say
+    left: list[str] = field(default_factory=list)  # item ids read that are no longer jobs (a partial read)
 
     @property
     def created(self) -> int:
@@ -70,6 +71,38 @@ def sync_plan_fill(plan: SyncPlan, items: Iterable[AlloyItem], states: dict[str,
     # Only now, after a complete read, can absence mean removal.
     plan.missing = {external_id: state.id for external_id, state in states.items() if state.scheduled}
     plan.changes.remove = list(plan.missing.values())
+
+
+def sync_plan_fill_changed(
+    plan: SyncPlan,
+    items: Iterable[AlloyItem | str],
+    states: dict[str, JobState],
+    rules: ItemRules,
+    is_job: Callable[[AlloyItem], bool],
+) -> None:
+    """Fill ``plan`` from a partial read: only the items edited since a time, or named by a webhook.
+
+    ``items`` holds the items read, and as bare ids the items Alloy says no longer exist. Absence from
+    a partial read means nothing, so only what was read can remove a job: an item that exists but is
+    no longer a job (``is_job`` false: unflagged, archived, another design) or that is gone. ``states``
+    need hold only the jobs of the items read.
+    """
+    plan.live_jobs = live_alloy_jobs()
+    for entry in items:
+        item_id = entry if isinstance(entry, str) else entry.item_id
+        state = states.get(item_id)
+        plan.items_read += not isinstance(entry, str)
+        if isinstance(entry, str) or not is_job(entry):
+            plan.left.append(item_id)
+            if state is not None and state.scheduled:
+                plan.changes.remove.append(state.id)
+            continue
+        _plan_item(plan, entry, state, rules)
+
+
+def live_alloy_jobs() -> int:
+    """Alloy jobs that have a schedule (paused ones included): what the mass-removal valve compares with."""
+    return Job.objects.filter(source=Job.Source.ALLOY, periodic_task__isnull=False).exclude(external_id="").count()
 
 
 def sync_plan_check_attributes(plan: SyncPlan, rules: ItemRules, design: str) -> None:

@@ -1,23 +1,36 @@
 """The sync: items marked as jobs in Alloy become scheduled jobs.
 
-One sync reads every item (streamed page by page), compares each with the job it maps to by content,
-and collects only the differences (``alloysync.plan``). Nothing is written until the read is complete: a failed or
-partial read changes nothing. The differences are then written in bulk in one transaction, after
-the mass-removal check. A sync that finds no differences writes no job or schedule at all, so beat
-does not reload. Every sync, by hand or scheduled, leaves a ``SyncRun``.
+A sync reads items, compares each with the job it maps to by content, and collects only the
+differences (``alloysync.plan``). Nothing is written until the read is complete: a failed read
+changes nothing. The differences are then written in bulk in one transaction, after the
+mass-removal check. A sync that finds no differences writes no job or schedule at all, so beat does
+not reload. Every sync, by hand, scheduled or asked for by a webhook, leaves a ``SyncRun``.
+
+Three modes (``SyncRun.mode``):
+
+- ``full``: every item that is a job (streamed page by page). Only a complete read can remove a job
+  for being absent, and only if a second complete read agrees.
+- ``incremental``: the items of the design edited since the previous sync began, less
+  ALLOY_SYNC_LOOK_BACK, in every collection and whatever their flag, so that an item unflagged or
+  archived is seen leaving; then Alloy's count of items that are jobs. A count that differs from
+  what alloysync holds (a hard delete is invisible to edit times) turns the same sync into a full one.
+- ``items``: the items a webhook named, each read by id; one Alloy says does not exist removes its job.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
-from alloysync.client import AlloyClient, AlloyError, ItemQuery
+from alloysync.client import AlloyClient, AlloyError, AlloyItem, ItemQuery
+from alloysync.item_states import ItemObservation, item_observation, item_refusals_record, items_held_as_jobs
 from alloysync.mapping import AttributeCodes
 from alloysync.models import SyncRun
 from alloysync.plan import (
@@ -27,6 +40,7 @@ from alloysync.plan import (
     sync_plan_check_attributes,
     sync_plan_confirm_removals,
     sync_plan_fill,
+    sync_plan_fill_changed,
     sync_plan_settle,
 )
 from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL, LeaseKeeper, SyncAlreadyRunning, SyncLease, SyncLeaseLost
@@ -46,8 +60,14 @@ __all__ = [
     "SyncLeaseLost",
     "SyncOutcome",
     "alloy_sync",
+    "alloy_sync_items",
     "alloy_sync_plan",
 ]
+
+# Collections an item can move to: an incremental read looks in all of them, to see items leave.
+ALL_COLLECTIONS = ("Live", "Inventory", "Archive", "Template")
+# Design codes of interfaces: an item read by id belongs to one only if Alloy says so in a query.
+_INTERFACE_PREFIX = "designInterfaces_"
 
 PageCallback = Callable[[int, int], None]
 
@@ -62,6 +82,10 @@ class SyncConfig:
     timeout: float
     max_removal_fraction: float
     default_timezone: str
+    full_sync_interval: float = 86400.0
+    look_back: float = 300.0
+    # Attribute codes every read notes for write-back and run-now (alloysync.item_states).
+    observed_codes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"SyncConfig(base_url={self.base_url!r}, query={self.query!r})"  # never the key
@@ -100,11 +124,28 @@ class SyncConfig:
             timeout=settings.ALLOY_TIMEOUT,
             max_removal_fraction=settings.ALLOY_MAX_REMOVAL_FRACTION,
             default_timezone=settings.JOB_DEFAULT_TIMEZONE,
+            full_sync_interval=settings.ALLOY_FULL_SYNC_INTERVAL,
+            look_back=settings.ALLOY_SYNC_LOOK_BACK,
+            observed_codes=observed_codes(),
         )
 
     @property
     def item_rules(self) -> ItemRules:
         return ItemRules(self.codes, self.default_timezone)
+
+    def is_job(self, item: AlloyItem) -> bool:
+        """Whether an item read without the query's filters (by edit time, or by id) is a job."""
+        query = self.query
+        if item.collection != query.collection:
+            return False
+        if query.flag_attribute and item.attribute(query.flag_attribute) is not True:
+            return False
+        # An item read by id can be of any design; one of an interface's designs cannot be told apart.
+        return item.design_code == query.design_code or query.design_code.startswith(_INTERFACE_PREFIX)
+
+    def changed_query(self, since: datetime) -> ItemQuery:
+        """Items of the design edited after ``since``, in every collection, flagged or not."""
+        return replace(self.query, flag_attribute=None, collections=ALL_COLLECTIONS, edited_after=since)
 
     def client(self, *, fail_fast: bool = False) -> AlloyClient:
         """A client for this configuration; ``fail_fast`` for runs by hand: a wrong ALLOY_BASE_URL
@@ -112,6 +153,12 @@ class SyncConfig:
         return AlloyClient(
             self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size, fail_fast=fail_fast
         )
+
+
+def observed_codes() -> tuple[str, ...]:
+    """The write-back and run-now attribute codes configured (ALLOY_*_ATTRIBUTE), in a fixed order."""
+    names = ("STATUS", "MESSAGE", "LAST_RUN", "NEXT_RUN", "RUN_NOW")
+    return tuple(code for name in names if (code := getattr(settings, f"ALLOY_{name}_ATTRIBUTE", "")))
 
 
 @dataclass
@@ -125,7 +172,7 @@ class SyncOutcome:
 def alloy_sync_plan(
     *, config: SyncConfig | None = None, client: AlloyClient | None = None, on_page: PageCallback | None = None
 ) -> SyncPlan:
-    """What a sync would change now, without changing or recording anything (``sync_alloy --dry-run``).
+    """What a full sync would change now, without changing or recording anything (``sync_alloy --dry-run``).
 
     Takes no lock. Raises SyncConfigError and AlloyError directly. ``client`` overrides the one built
     from settings (tests, benchmarks); it is not closed here.
@@ -133,13 +180,14 @@ def alloy_sync_plan(
     config = config or SyncConfig.from_settings()
     with _client_for(config, client, fail_fast=True) as alloy:  # a dry run is always run by hand
         plan = SyncPlan()
-        _read_into(plan, alloy, config, on_page)
+        _read_all_into(plan, alloy, config, on_page)
         return plan
 
 
 def alloy_sync(
     *,
     trigger: str,
+    mode: str | None = None,
     allow_mass_removal: bool = False,
     config: SyncConfig | None = None,
     client: AlloyClient | None = None,
@@ -147,18 +195,55 @@ def alloy_sync(
 ) -> SyncOutcome:
     """Run one sync and record it as a SyncRun, whatever its outcome.
 
+    ``mode`` ``"full"`` reads every item; ``"incremental"`` reads what changed (and goes on to a full
+    read if Alloy's count disagrees); None (the schedule's choice) is incremental unless a full read is
+    due: none has succeeded yet, or the last began ALLOY_FULL_SYNC_INTERVAL seconds ago or more.
+
     Raises SyncAlreadyRunning (recording nothing) if another sync holds the lease. ``client``
     overrides the one built from settings (tests, benchmarks); it is not closed here. Every other
     way out, an interrupt or a bug included, leaves the record finished and saying why.
     """
+    return _run_recorded(_Request(trigger, mode, allow_mass_removal, on_page), config, client)
+
+
+def alloy_sync_items(
+    item_ids: Sequence[str],
+    *,
+    trigger: str = SyncRun.Trigger.WEBHOOK,
+    config: SyncConfig | None = None,
+    client: AlloyClient | None = None,
+) -> SyncOutcome:
+    """Read each named item by id and apply it with the sync's mapping and rules (mode ``items``).
+
+    An item Alloy says does not exist (ItemNotFound) removes its job; so does one read and no longer
+    a job (unflagged, moved out of ALLOY_COLLECTION): both are Alloy's word about that item. Nothing
+    else can remove a job here, and absence from this read means nothing. Raises SyncAlreadyRunning
+    (recording nothing) if another sync holds the lease: the caller keeps the ids and tries later.
+    """
+    ids = list(dict.fromkeys(item_ids))  # each once, in the order given
+    return _run_recorded(_Request(trigger, SyncRun.Mode.ITEMS, False, None, ids), config, client)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the caller asked of one sync."""
+
+    trigger: str
+    mode: str | None
+    allow_mass_removal: bool
+    on_page: PageCallback | None
+    item_ids: list[str] = field(default_factory=list)
+
+
+def _run_recorded(request: _Request, config: SyncConfig | None, client: AlloyClient | None) -> SyncOutcome:
     lease = SyncLease()
-    run = sync_run_start(trigger=trigger, lease=lease)
-    keeper = LeaseKeeper(lease)
-    keeper.start()
+    run = sync_run_start(trigger=request.trigger, lease=lease, mode=request.mode or SyncRun.Mode.FULL)
+    sync = _Sync(run, LeaseKeeper(lease), request)
+    sync.keeper.start()
     try:
-        return _sync_holding_lease(_Sync(run, keeper, allow_mass_removal, on_page), config, client)
+        return _sync_holding_lease(sync, config, client)
     finally:
-        keeper.stop()
+        sync.keeper.stop()
         try:
             lease.release()
         except DatabaseError:
@@ -171,47 +256,122 @@ class _Sync:
 
     run: SyncRun
     keeper: LeaseKeeper
-    allow_mass_removal: bool
-    on_page: PageCallback | None
+    request: _Request
     requests: int = 0
+    # The read under way: on a failure, the record says how far it got.
+    plan: SyncPlan = field(default_factory=SyncPlan)
+    # A partial read applied before a full one in the same sync: its counts are recorded too.
+    earlier: SyncPlan | None = None
+
+    def keep_lease_again(self) -> None:
+        """Renew the lease from a thread again (a keeper thread cannot be restarted)."""
+        self.keeper = LeaseKeeper(self.keeper.lease)
+        self.keeper.start()
 
     def progress(self, pages: int, items: int) -> None:
         if self.keeper.lost:
             raise SyncLeaseLost(f"sync {self.run.pk} lost its lease to another sync while reading; it changed nothing")
-        if self.on_page:
-            self.on_page(pages, items)
+        if self.request.on_page:
+            self.request.on_page(pages, items)
 
 
 def _sync_holding_lease(sync: _Sync, config: SyncConfig | None, client: AlloyClient | None) -> SyncOutcome:
-    plan = SyncPlan()
     try:
         config = config or SyncConfig.from_settings()
         # By hand (sync_alloy, the demo): a host never reached fails at once, naming ALLOY_BASE_URL.
         by_hand = sync.run.trigger == SyncRun.Trigger.COMMAND
         with _client_for(config, client, fail_fast=by_hand) as alloy:
+            requests_before = alloy.requests_made
             try:
-                status, message = _read_and_apply(sync, plan, alloy, config)
+                status, message = _read_and_apply(sync, alloy, config)
             finally:
-                sync.requests = alloy.requests_made
+                sync.requests = alloy.requests_made - requests_before
     except (SyncConfigError, SyncLeaseLost, AlloyError) as exc:
-        return SyncOutcome(plan, _finish(sync, plan, SyncRun.Status.FAILED, str(exc)))
+        return SyncOutcome(sync.plan, _finish(sync, sync.plan, SyncRun.Status.FAILED, str(exc)))
     except DatabaseError as exc:
         # The database went away (a restart, a failover): the transaction rolled back, nothing was
         # written. Record that on a fresh connection if the database is back.
         connection.close()
-        _finish(sync, plan, SyncRun.Status.FAILED, f"database error, nothing was changed: {type(exc).__name__}")
+        _finish(sync, sync.plan, SyncRun.Status.FAILED, f"database error, nothing was changed: {type(exc).__name__}")
         raise
     except BaseException as exc:
         # A bug, an interrupt (Ctrl-C, a worker's shutdown): still recorded, then raised as it was.
-        _finish(sync, plan, SyncRun.Status.FAILED, f"stopped by {type(exc).__name__}: {exc}")
+        _finish(sync, sync.plan, SyncRun.Status.FAILED, f"stopped by {type(exc).__name__}: {exc}")
         raise
-    return SyncOutcome(plan, _finish(sync, plan, status, message))
+    return SyncOutcome(sync.plan, _finish(sync, sync.plan, status, message))
 
 
-def _read_and_apply(sync: _Sync, plan: SyncPlan, alloy: AlloyClient, config: SyncConfig) -> tuple[str, str]:
-    _read_into(plan, alloy, config, sync.progress)
+def _read_and_apply(sync: _Sync, alloy: AlloyClient, config: SyncConfig) -> tuple[str, str]:
+    """Read and apply as the request's mode says; ``sync.plan`` is the read under way. Returns the
+    record's status and message."""
+    mode = sync.request.mode
+    if mode == SyncRun.Mode.ITEMS:
+        sync.run.mode = mode
+        return _partial(sync, alloy, config, list(_items_by_id(alloy, sync.request.item_ids)), complete_count=False)
+    since = None if mode == SyncRun.Mode.FULL else _incremental_since(config)
+    if since is not None:
+        sync.run.mode = SyncRun.Mode.INCREMENTAL
+        changed = list(alloy.iter_items(config.changed_query(since), on_page=sync.progress))
+        status, message = _partial(sync, alloy, config, changed, complete_count=True)
+        notes = sync.plan.notes
+        if status != SyncRun.Status.SUCCEEDED or not notes or not notes[-1].startswith(_COUNT_NOTE):
+            return status, message
+        sync.earlier = sync.plan  # the count disagreed: go on to a full read, recording both
+        sync.plan = SyncPlan(notes=[notes.pop()])
+        sync.keep_lease_again()
+    sync.run.mode = SyncRun.Mode.FULL
+    observations: list[ItemObservation] | None = [] if config.observed_codes else None
+    _read_all_into(sync.plan, alloy, config, sync.progress, observations)
+    return _apply(sync, config, complete=True, observations=observations or ())
+
+
+# Begins the note of an incremental sync whose count disagreed (and so went on to a full read).
+_COUNT_NOTE = "Alloy counts"
+
+
+def _partial(
+    sync: _Sync, alloy: AlloyClient, config: SyncConfig, items: Sequence[AlloyItem | str], *, complete_count: bool
+) -> tuple[str, str]:
+    """Apply a partial read; with ``complete_count``, then compare Alloy's count with what is held."""
+    plan = sync.plan
+    ids = [entry if isinstance(entry, str) else entry.item_id for entry in items]
+    sync_plan_fill_changed(plan, items, job_states_for_source(Job.Source.ALLOY, ids), config.item_rules, config.is_job)
+    read = [item for item in items if isinstance(item, AlloyItem)]
+    observations = [item_observation(item, config.observed_codes) for item in read]
+    status, message = _apply(sync, config, complete=False, observations=observations)
+    if complete_count and status == SyncRun.Status.SUCCEEDED:
+        counted, held = alloy.count_items(config.query), items_held_as_jobs()
+        if counted != held:
+            plan.notes.append(f"{_COUNT_NOTE} {counted} items that are jobs, alloysync holds {held}: read them all")
+            message = "; ".join(plan.notes)
+    return status, message
+
+
+def _items_by_id(alloy: AlloyClient, item_ids: Sequence[str]) -> Iterator[AlloyItem | str]:
+    # A bare id: Alloy says there is no such item.
+    for item_id in item_ids:
+        item = alloy.get_item(item_id)
+        yield item if item is not None else item_id
+
+
+def _incremental_since(config: SyncConfig) -> datetime | None:
+    """Where an incremental read starts, or None when a full read is due."""
+    succeeded = SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED)
+    last_full = succeeded.filter(mode=SyncRun.Mode.FULL).values_list("started_at", flat=True).first()
+    now = timezone.now()
+    if last_full is None or now - last_full >= timedelta(seconds=config.full_sync_interval):
+        return None
+    modes = [SyncRun.Mode.FULL, SyncRun.Mode.INCREMENTAL]
+    previous = succeeded.filter(mode__in=modes).values_list("started_at", flat=True).first()
+    return (previous or last_full) - timedelta(seconds=config.look_back)
+
+
+def _apply(
+    sync: _Sync, config: SyncConfig, *, complete: bool, observations: Sequence[ItemObservation] = ()
+) -> tuple[str, str]:
+    plan = sync.plan
     sync.keeper.stop()  # the apply below renews the lease itself, in its transaction
-    if plan.removes_too_many(config.max_removal_fraction) and not sync.allow_mass_removal:
+    if plan.removes_too_many(config.max_removal_fraction) and not sync.request.allow_mass_removal:
         return SyncRun.Status.REFUSED, _refusal(plan, config)
     with transaction.atomic():
         if not sync.keeper.lease.take():
@@ -219,7 +379,16 @@ def _read_and_apply(sync: _Sync, plan: SyncPlan, alloy: AlloyClient, config: Syn
         outcome = jobs_apply_changes_or_bisect(plan.changes)
         _record_refusals(plan, outcome)
         sync_plan_settle(plan, outcome)
+        refused = {error["item_id"]: error["message"] for error in plan.errors}
+        read_valid = [seen.item_id for seen in observations if seen.item_id not in refused]
+        changed_refusals = item_refusals_record(refused, [*plan.left, *read_valid], complete=complete)
+    _after_apply(plan, observations, changed_refusals)
     return SyncRun.Status.SUCCEEDED, "; ".join(plan.notes)
+
+
+def _after_apply(plan: SyncPlan, observations: Sequence[ItemObservation], changed_refusals: list[str]) -> None:
+    """Tell write-back what this read saw and changed (alloysync.write_back, alloysync.run_now)."""
+    del plan, observations, changed_refusals  # wired once write-back lands
 
 
 def _record_refusals(plan: SyncPlan, outcome: AppliedChanges) -> None:
@@ -248,11 +417,26 @@ def _record_refusals(plan: SyncPlan, outcome: AppliedChanges) -> None:
         jobs_apply_changes_or_bisect(JobChanges(source=Job.Source.ALLOY, invalid=marks))
 
 
-def _read_into(plan: SyncPlan, client: AlloyClient, config: SyncConfig, on_page: PageCallback | None) -> None:
-    sync_plan_fill(plan, client.iter_items(config.query, on_page=on_page), _states(), config.item_rules)
+def _read_all_into(
+    plan: SyncPlan,
+    client: AlloyClient,
+    config: SyncConfig,
+    on_page: PageCallback | None,
+    observations: list[ItemObservation] | None = None,
+) -> None:
+    items = client.iter_items(config.query, on_page=on_page)
+    if observations is not None:
+        items = _observed(items, config.observed_codes, observations)
+    sync_plan_fill(plan, items, _states(), config.item_rules)
     sync_plan_check_attributes(plan, config.item_rules, config.query.design_code)
     if plan.changes.remove:
         sync_plan_confirm_removals(plan, client.iter_items(config.query))
+
+
+def _observed(items: Iterator[AlloyItem], codes: tuple[str, ...], into: list[ItemObservation]) -> Iterator[AlloyItem]:
+    for item in items:
+        into.append(item_observation(item, codes))
+        yield item
 
 
 def _client_for(
@@ -274,4 +458,4 @@ def _refusal(plan: SyncPlan, config: SyncConfig) -> str:
 
 
 def _finish(sync: _Sync, plan: SyncPlan, status: str, message: str) -> SyncRun:
-    return sync_run_finish(sync.run, plan, requests=sync.requests, status=status, message=message)
+    return sync_run_finish(sync.run, plan, earlier=sync.earlier, requests=sync.requests, status=status, message=message)

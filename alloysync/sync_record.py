@@ -27,7 +27,7 @@ MAX_LISTED_ERRORS = 1000
 MAX_MESSAGE_CHARS = 4000
 
 
-def sync_run_start(*, trigger: str, lease: SyncLease) -> SyncRun:
+def sync_run_start(*, trigger: str, lease: SyncLease, mode: str = SyncRun.Mode.FULL) -> SyncRun:
     """Take the sync lease and record a running SyncRun; raise SyncAlreadyRunning if another holds it."""
     if not lease.take():
         holder = Lease.objects.filter(name=SYNC_LEASE).values_list("holder", "acquired_at").first()
@@ -38,11 +38,17 @@ def sync_run_start(*, trigger: str, lease: SyncLease) -> SyncRun:
     SyncRun.objects.filter(status=SyncRun.Status.RUNNING).update(
         status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
     )
-    return SyncRun.objects.create(trigger=trigger, started_at=now, status=SyncRun.Status.RUNNING)
+    return SyncRun.objects.create(trigger=trigger, mode=mode, started_at=now, status=SyncRun.Status.RUNNING)
 
 
-def sync_run_finish(run: SyncRun, plan: SyncPlan, *, requests: int, status: str, message: str) -> SyncRun:
-    """Record how the sync ended and log one line; counts of changes only if they were applied."""
+def sync_run_finish(
+    run: SyncRun, plan: SyncPlan, *, earlier: SyncPlan | None = None, requests: int, status: str, message: str
+) -> SyncRun:
+    """Record how the sync ended and log one line; counts of changes only if they were applied.
+
+    ``earlier`` is a partial read this sync applied before it went on to a full one (``plan``): its
+    reads and changes are counted too; the full read's invalid items are the whole list.
+    """
     finished_at = timezone.now()
     run.status, run.finished_at, run.requests = status, finished_at, requests
     run.message = _message(message, plan)
@@ -52,6 +58,11 @@ def sync_run_finish(run: SyncRun, plan: SyncPlan, *, requests: int, status: str,
     run.created = plan.created if applied else 0
     run.updated = plan.updated if applied else 0
     run.removed = len(plan.changes.remove) if applied else 0
+    if earlier is not None:  # applied, or there would have been no full read after it
+        run.items_read += earlier.items_read
+        run.created += earlier.created
+        run.updated += earlier.updated
+        run.removed += len(earlier.changes.remove)
     _save(run)
     _log(run, requests)
     return run

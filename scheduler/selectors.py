@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from scheduler.jobspec import JobSpec, definition_digest
 from scheduler.models import Job
@@ -53,9 +54,26 @@ class JobState:
         return self.scheduled and not self.sync_error and self.digest == spec.digest()
 
 
-def job_states_for_source(source: str) -> dict[str, JobState]:
-    """Every job of ``source`` keyed by external id, in one streamed query."""
+def job_states_for_source(source: str, external_ids: Collection[str] | None = None) -> dict[str, JobState]:
+    """Every job of ``source`` keyed by external id, in one streamed query; only those of
+    ``external_ids`` if given (a partial read needs no more)."""
     rows = Job.objects.filter(source=source).exclude(external_id="")
+    if external_ids is not None:
+        return {
+            external_id: state
+            for chunk in _chunks(sorted(external_ids), 5000)
+            for external_id, state in _states(rows.filter(external_id__in=chunk)).items()
+        }
+    return _states(rows)
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    # SQLite caps the parameters of one statement; PostgreSQL plans long IN lists poorly.
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _states(rows: QuerySet[Job]) -> dict[str, JobState]:
     fields = ("pk", "external_id", "name", "cron", "timezone", "steps", "sync_error", "periodic_task_id")
     return {
         external_id: JobState(pk, definition_digest(name, cron, zone, steps), sync_error, task_id is not None)

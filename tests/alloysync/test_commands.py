@@ -28,7 +28,7 @@ def test_sync_alloy_prints_progress_a_summary_and_each_invalid_item(alloy, capsy
         line.startswith("  invalid 65f0c1a0e4d0a1b2c3d4e50b 'Broken: unknown function': step 2:") for line in lines
     )
     run = SyncRun.objects.get()
-    assert lines[-1] == f"sync {run.pk} succeeded: 1 requests to Alloy"
+    assert lines[-1] == f"sync {run.pk} (full) succeeded: 1 requests to Alloy"
 
 
 def test_sync_alloy_dry_run_shows_changes_and_writes_nothing(alloy, capsys):

@@ -28,7 +28,9 @@ WRITE_TO_JOBS = re.compile(r'^\s*(INSERT|UPDATE|DELETE)\b.*"(scheduler_job|djang
 
 
 def sync(**kwargs):
+    # These tests are about full reads and their rules; test_incremental_sync.py covers the others.
     kwargs.setdefault("trigger", SyncRun.Trigger.COMMAND)
+    kwargs.setdefault("mode", SyncRun.Mode.FULL)
     return alloy_sync(**kwargs).run
 
 

@@ -12,23 +12,34 @@ from alloysync.sync import SyncAlreadyRunning, SyncConfigError, SyncOutcome, all
 
 
 class Command(BaseCommand):
-    help = "Read every item marked as a job in Alloy and create, update or remove jobs to match."
+    help = (
+        "Read the items marked as jobs in Alloy (those edited since the previous sync, or every one when a "
+        "full read is due or --full is given) and create, update or remove jobs to match."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="read every item, not only those edited since the previous sync (ALLOY_FULL_SYNC_INTERVAL)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="show what a full sync would change; write nothing")
         parser.add_argument(
             "--allow-mass-removal",
             action="store_true",
             help="apply a sync that removes more than ALLOY_MAX_REMOVAL_FRACTION of the live jobs",
         )
 
-    def handle(self, *args: Any, dry_run: bool, allow_mass_removal: bool, **options: Any) -> None:
+    def handle(self, *args: Any, full: bool, dry_run: bool, allow_mass_removal: bool, **options: Any) -> None:
         try:
             if dry_run:
                 self._show_dry_run(alloy_sync_plan(on_page=self._progress))
                 return
             outcome = alloy_sync(
-                trigger=SyncRun.Trigger.COMMAND, allow_mass_removal=allow_mass_removal, on_page=self._progress
+                trigger=SyncRun.Trigger.COMMAND,
+                mode=SyncRun.Mode.FULL if full else None,
+                allow_mass_removal=allow_mass_removal,
+                on_page=self._progress,
             )
         except (SyncConfigError, SyncAlreadyRunning, AlloyError) as exc:
             raise CommandError(str(exc)) from None
@@ -47,7 +58,7 @@ class Command(BaseCommand):
         self._show_invalid(outcome.plan)
         if run.status != SyncRun.Status.SUCCEEDED:
             raise CommandError(f"sync {run.pk} {run.status}: {run.message}")
-        self.stdout.write(self.style.SUCCESS(f"sync {run.pk} succeeded: {run.requests} requests to Alloy"))
+        self.stdout.write(self.style.SUCCESS(f"sync {run.pk} ({run.mode}) succeeded: {run.requests} requests to Alloy"))
 
     def _show_dry_run(self, plan: SyncPlan) -> None:
         self.stdout.write(
