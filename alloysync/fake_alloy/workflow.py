@@ -14,6 +14,7 @@ import queue
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -46,8 +47,8 @@ class Workflow:
     secret: str = field(repr=False)  # a key item in Alloy: never shown
     design_code: str = SAMPLE_DESIGN_CODE
     body: str = "itemId"
-    on: frozenset[str] = WORKFLOW_EVENTS
-    attributes: frozenset[str] | None = None
+    on: Collection[str] = WORKFLOW_EVENTS  # kept as a frozenset
+    attributes: Collection[str] | None = None  # kept as a frozenset
     timeout: float = 2.0
 
     def __post_init__(self) -> None:
@@ -56,9 +57,10 @@ class Workflow:
         if self.body not in WORKFLOW_BODIES:
             raise ValueError(f"body must be one of {sorted(WORKFLOW_BODIES)}, not {self.body!r}.")
         # Accept any iterable of names or codes; keep frozensets so the workflow stays hashable.
-        object.__setattr__(self, "on", frozenset(self.on))
-        if not self.on or not self.on <= WORKFLOW_EVENTS:
-            raise ValueError(f"on must be some of {sorted(WORKFLOW_EVENTS)}, not {sorted(self.on)}.")
+        on = frozenset(self.on)
+        if not on or not on <= WORKFLOW_EVENTS:
+            raise ValueError(f"on must be some of {sorted(WORKFLOW_EVENTS)}, not {sorted(on)}.")
+        object.__setattr__(self, "on", on)
         if self.attributes is not None:
             object.__setattr__(self, "attributes", frozenset(self.attributes))
         if self.timeout <= 0:
@@ -69,7 +71,7 @@ class Workflow:
         action = event.action.lower()
         if event.design_code != self.design_code or action not in self.on:
             return False
-        return action != "edit" or self.attributes is None or bool(changed & self.attributes)
+        return action != "edit" or self.attributes is None or not changed.isdisjoint(self.attributes)
 
     def request(self, event: ItemEvent) -> urllib.request.Request:
         """The POST this workflow makes for ``event``, in its ``body`` shape."""

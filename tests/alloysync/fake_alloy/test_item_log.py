@@ -101,7 +101,7 @@ def test_it_lists_only_the_designs_own_events(logged: tuple[FakeAlloyServer, htt
     ],
 )
 def test_it_refuses_bad_parameters(
-    logged: tuple[FakeAlloyServer, httpx.Client], path: str, params: dict[str, object]
+    logged: tuple[FakeAlloyServer, httpx.Client], path: str, params: dict[str, str | int]
 ) -> None:
     _, http = logged
 

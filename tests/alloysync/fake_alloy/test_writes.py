@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.timeout(60)
 ITEM = "65f0c1a0e4d0a1b2c3d4e501"
 
 
-def attributes_of(item: dict) -> dict:
+def attributes_of(item: dict[str, Any]) -> dict[str, Any]:
     return {entry["attributeCode"]: entry["value"] for entry in item["attributes"]}
 
 
