@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django_celery_beat import admin as celery_beat_admin
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.events import job_state_changed_send
 from scheduler.models import RUN_JOB_PERMISSION, Job
 from scheduler.services import job_resume, job_run_now
 
@@ -45,10 +46,12 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
     @admin.action(description=_Base.disable_tasks.short_description, permissions=["change"])
     def disable_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         super().disable_tasks(request, queryset)
+        job_state_changed_send(job.pk for job in _jobs_of(queryset))  # paused by a queryset update
 
     @admin.action(description=_Base.toggle_tasks.short_description, permissions=["change"])
     def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         super().toggle_tasks(request, queryset)
+        job_state_changed_send(job.pk for job in _jobs_of(queryset))
 
     @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from scheduler.events import job_state_changed_send
 from scheduler.models import JobRun, StepRun
 
 logger = logging.getLogger("scheduler.runner")
@@ -120,15 +121,17 @@ def job_runs_reap_lost(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_LOST_AFTER)
     stale = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    reaped = []
-    for run_id, worker in stale.values_list("pk", "worker"):
+    reaped, jobs = [], []
+    for run_id, worker, job_id in stale.values_list("pk", "worker", "job_id"):
         error = f"worker lost: no heartbeat from {worker or 'its worker'} for over {settings.JOB_LOST_AFTER:g} s"
         # A heartbeat that lands meanwhile means the worker is alive after all.
         still_silent = JobRun.objects.filter(pk=run_id, status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff)
         if run_fail_if(still_silent, run_id=run_id, now=now, error=error, step_error="worker lost"):
             reaped.append(run_id)
+            jobs.append(job_id)
     if reaped:
         logger.warning("marked %d lost run(s) failed: %s", len(reaped), reaped)
+        job_state_changed_send(jobs)
     return reaped
 
 

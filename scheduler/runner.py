@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from scheduler.events import job_state_changed_send
 from scheduler.models import Job, JobRun, StepRun
 from scheduler.run_guards import heartbeat, run_fail_if
 from scheduler.step_outcome import StepOutcome, exception_summary, failed_outcome, step_call
@@ -238,6 +239,7 @@ def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
         return run
     run.status, run.finished_at, run.error = status, now, error
     _log_run(run)
+    job_state_changed_send([run.job_id])
     return run
 
 
@@ -252,6 +254,7 @@ def _fail_abandoned(run: JobRun, exc: BaseException) -> None:
         if run_fail_if(running, run_id=run.pk, now=now, error=error, step_error=error):
             run.status, run.finished_at, run.error = JobRun.Status.FAILED, now, error
             _log_run(run)
+            job_state_changed_send([run.job_id])
     except Exception:  # the original error matters more; it propagates
         logger.exception("run %s could not be marked failed; the lost-run check will end it", run.pk)
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from scheduler.cron import CrontabFields
+from scheduler.events import job_state_changed_send
 from scheduler.jobspec import JobSpec
 from scheduler.models import RUN_JOB_TASK, Job, JobRun
 
@@ -102,6 +103,7 @@ def job_pause(*, job: Job, note: str = "") -> None:
         job.periodic_task.enabled = False
         # date_changed too (auto_now only saves when listed): beat picks up changes by it.
         job.periodic_task.save(update_fields=["enabled", "date_changed"])
+    job_state_changed_send([job.pk])
 
 
 def job_resume(*, job: Job) -> None:
@@ -112,6 +114,7 @@ def job_resume(*, job: Job) -> None:
         job.save(update_fields=["pause_note", "updated_at"])
         job.periodic_task.enabled = True
         job.periodic_task.save(update_fields=["enabled", "date_changed"])
+    job_state_changed_send([job.pk])
 
 
 @transaction.atomic

@@ -1,0 +1,22 @@
+"""Events other apps may follow without the engine knowing them.
+
+``job_state_changed`` is sent with ``job_ids`` (a sorted list of Job primary keys) whenever what a job
+shows to the outside may have changed: a run finished or was abandoned, a lost run was reaped, the job
+was paused or resumed. Receivers must be cheap (the runner sends it once per run, after the run is
+recorded) and cannot break the sender: it is sent robustly, and Django logs a receiver that raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.dispatch import Signal
+
+job_state_changed = Signal()
+
+
+def job_state_changed_send(job_ids: Iterable[int]) -> None:
+    """Tell receivers that these jobs' states changed; a receiver that fails is logged, never raised."""
+    ids = sorted(set(job_ids))
+    if ids and job_state_changed.receivers:
+        job_state_changed.send_robust(sender=None, job_ids=ids)
