@@ -7,7 +7,16 @@ class AlloysyncConfig(AppConfig):
 
     def ready(self) -> None:
         from alloysync.health import alloy_check, sync_check
+        from scheduler.events import job_state_changed
         from scheduler.health import register_health_check
 
         register_health_check("alloy", alloy_check)
         register_health_check("alloy_sync", sync_check)
+        # A run finished, a job paused or resumed: its Alloy item's state is to be written.
+        job_state_changed.connect(_mark_jobs_to_write, dispatch_uid="alloysync-write-back-mark")
+
+
+def _mark_jobs_to_write(sender: object, job_ids: list[int], **kwargs: object) -> None:
+    from alloysync.write_back import write_back_mark_jobs
+
+    write_back_mark_jobs(job_ids)
