@@ -65,8 +65,8 @@ class FakeAlloyServer(ItemStore):
         self.port = port
         self.faults = Faults()
         self.item_log = item_log
-        # Set before the items are stored: storing them is a change a workflow may listen to.
-        self.workflow = workflow
+        # The items given were there before the workflow was made: storing them calls no webhook.
+        self.workflow: Workflow | None = None
         self._workflows = WorkflowRunner()
         self._api_key = api_key
         self._requests: list[RequestRecord] = []
@@ -78,6 +78,7 @@ class FakeAlloyServer(ItemStore):
         self._httpd: AlloyHTTPServer | None = None
         self._thread: threading.Thread | None = None
         super().__init__(items, designs=designs, clock=clock)
+        self.workflow = workflow
 
     def __repr__(self) -> str:
         state = self.url if self._httpd else "stopped"

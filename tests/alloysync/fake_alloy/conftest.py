@@ -1,14 +1,16 @@
-"""Fixtures for the fake Alloy's tests: a server with the sample items, and a plain httpx client on it."""
+"""Fixtures for the fake Alloy's tests: a server with the sample items, a plain httpx client on it, and a
+webhook receiver for workflows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from alloysync.fake_alloy import SAMPLE_ITEMS_PATH, FakeAlloyServer, load_items
-from tests.alloysync.fake_alloy.helpers import API_KEY
+from tests.alloysync.fake_alloy.helpers import API_KEY, Receiver
 
 
 @pytest.fixture
@@ -22,3 +24,14 @@ def http(server: FakeAlloyServer) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=5) as client:
         yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a loopback port, serving from a daemon thread."""
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

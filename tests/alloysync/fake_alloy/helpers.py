@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -64,3 +67,44 @@ def sorted_by(body: dict[str, Any], item_property_name: str, order: str = "Ascen
     """``body`` with its ``sortInfo`` replaced."""
     body["aqs"]["properties"]["sortInfo"] = {"itemProperty": item_property_name, "sortOrder": order}
     return body
+
+
+class Received(NamedTuple):
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook receiver on a loopback port: records each request, answers ``status`` after ``delay`` s."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.received: list[Received] = []
+        self.status = 200
+        self.delay = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/alloy"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.server.received.append(Received("POST", url.path, parse_qs(url.query), headers, body))
+        time.sleep(self.server.delay)
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

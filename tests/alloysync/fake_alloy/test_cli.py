@@ -9,14 +9,16 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from django.core.management.base import BaseCommand
 
-from alloysync.fake_alloy import SAMPLE_ITEMS_PATH, TITLE_ATTRIBUTE, cli, make_item
+from alloysync.fake_alloy import SAMPLE_DESIGN_CODE, SAMPLE_ITEMS_PATH, TITLE_ATTRIBUTE, cli, make_item
 from alloysync.management.commands.fake_alloy import Command
+from tests.alloysync.fake_alloy.helpers import Receiver
 from tests.helpers import PROJECT_DIR
 
 pytestmark = pytest.mark.timeout(60)
@@ -83,7 +85,18 @@ def test_manage_py_and_python_m_list_the_same_options() -> None:
     manage = options_in_help(help_text("manage.py", "fake_alloy"))
     django_own = options_in_help(BaseCommand().create_parser("manage.py", "fake_alloy").format_help())
 
-    ours = {"--port PORT", "--items ITEMS", "--api-key API_KEY", "--latency LATENCY", "--error-rate ERROR_RATE"}
+    ours = {
+        "--port PORT",
+        "--items ITEMS",
+        "--api-key API_KEY",
+        "--latency LATENCY",
+        "--error-rate ERROR_RATE",
+        "--rate-limit RATE_LIMIT",
+        "--item-log",
+        "--webhook-url WEBHOOK_URL",
+        "--webhook-secret-file WEBHOOK_SECRET_FILE",
+        "--webhook-design WEBHOOK_DESIGN",
+    }
     assert ours <= module.keys()
     assert manage == {**django_own, **module}
 
@@ -97,3 +110,96 @@ def test_both_entry_points_take_the_same_defaults() -> None:
 
     assert {name: manage[name] for name in module} == module
     assert module["items"] == SAMPLE_ITEMS_PATH
+
+
+def test_both_entry_points_parse_the_new_options_alike(tmp_path: Path) -> None:
+    argv = [
+        *("--rate-limit", "5", "--item-log", "--webhook-url", "http://127.0.0.1:9/hook"),
+        *("--webhook-secret-file", str(tmp_path / "secret"), "--webhook-body", "query"),
+    ]
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    module = vars(parser.parse_args(argv))
+
+    manage = vars(Command().create_parser("manage.py", "fake_alloy").parse_args(argv))
+
+    assert {name: manage[name] for name in module} == module
+    assert (module["rate_limit"], module["item_log"], module["webhook_body"]) == (5, True, "query")
+    assert module["webhook_secret_file"] == tmp_path / "secret"
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "ten"])
+def test_a_rate_limit_must_be_a_positive_whole_number(limit: str) -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--rate-limit", limit])
+
+
+def test_main_serves_with_the_rate_limit_item_log_and_workflow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, receiver: Receiver
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("s3cret-from-a-file\n")
+    out = io.StringIO()
+    seen: dict[str, object] = {}
+
+    def use_it_then_interrupt() -> None:
+        url = re.search(r"http://127\.0\.0\.1:\d+", out.getvalue())
+        assert url is not None
+        with httpx.Client(base_url=url.group(), headers={"Authorization": "Bearer k"}) as http:
+            item = http.get(f"/api/item/{'1' * 24}").json()["item"]
+            seen["put"] = http.put(f"/api/item/{'1' * 24}", json={"signature": item["signature"]}).status_code
+            seen["refused"] = http.get(f"/api/item/{'1' * 24}").status_code  # the second GET this minute
+            seen["log"] = http.get(f"/api/item-log/design/{SAMPLE_DESIGN_CODE}").status_code
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_wait_for_interrupt", use_it_then_interrupt)
+    items_file = tmp_path / "items.json"
+    items_file.write_text(json.dumps([make_item({TITLE_ATTRIBUTE: "only one"}, item_id="1" * 24)]))
+
+    cli.main(
+        [
+            *("--port", "0", "--items", str(items_file), "--api-key", "k", "--rate-limit", "1", "--item-log"),
+            *("--webhook-url", f"{receiver.url}?token=in-the-url", "--webhook-secret-file", str(secret_file)),
+        ],
+        stdout=out,
+    )
+
+    assert seen == {"put": 200, "refused": 429, "log": 200}
+    deadline = time.monotonic() + 10
+    while not receiver.received and time.monotonic() < deadline:  # calls are made from a background thread
+        time.sleep(0.02)
+    # The PUT's edit only: the items loaded at the start were there before the workflow.
+    assert [call.headers["authorization"] for call in receiver.received] == ["Bearer s3cret-from-a-file"]
+    assert "Rate limit: 1 requests per endpoint per minute" in out.getvalue()
+    assert "Item log:" in out.getvalue()
+    assert receiver.url in out.getvalue()
+    assert "s3cret" not in out.getvalue()
+    assert "in-the-url" not in out.getvalue()
+
+
+def test_the_webhook_secret_can_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, receiver: Receiver
+) -> None:
+    monkeypatch.setenv("ALLOY_WEBHOOK_SECRET", "from-the-environment")
+    monkeypatch.setattr(cli, "_wait_for_interrupt", lambda: None)
+    out = io.StringIO()
+
+    cli.main(["--port", "0", "--webhook-url", receiver.url, "--webhook-body", "item"], stdout=out)
+
+    assert "Workflow: POST" in out.getvalue()
+    assert "from-the-environment" not in out.getvalue()
+
+
+def test_a_webhook_without_a_secret_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ALLOY_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setattr(cli, "_wait_for_interrupt", lambda: None)
+    empty, folder = tmp_path / "empty", tmp_path / "folder"
+    empty.write_text("\n")
+    folder.mkdir()
+
+    for extra in ([], ["--webhook-secret-file", str(empty)], ["--webhook-secret-file", str(folder)]):
+        with pytest.raises(ValueError, match="secret"):
+            cli.main(["--port", "0", "--webhook-url", "http://127.0.0.1:9/hook", *extra], stdout=io.StringIO())

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import httpx
 import pytest
@@ -24,63 +21,12 @@ from alloysync.fake_alloy import (
     make_item,
 )
 from alloysync.fake_alloy.samples import SAMPLE_ITEMS_PATH
-from tests.alloysync.fake_alloy.helpers import API_KEY
+from tests.alloysync.fake_alloy.helpers import API_KEY, Receiver
 
 pytestmark = pytest.mark.timeout(60)
 
 SECRET = "webhook-secret-for-tests"
 ITEM = "65f0c1a0e4d0a1b2c3d4e501"
-
-
-class Received(NamedTuple):
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-
-class Receiver(ThreadingHTTPServer):
-    """A webhook receiver on a loopback port: records each request, answers ``status`` after ``delay`` s."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.received: list[Received] = []
-        self.status = 200
-        self.delay = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/alloy"
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        url = urlsplit(self.path)
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.received.append(Received("POST", url.path, parse_qs(url.query), headers, body))
-        time.sleep(self.server.delay)
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -258,3 +204,11 @@ def test_a_workflow_refuses_options_alloy_has_not(options: dict[str, Any]) -> No
 
 def test_a_workflow_never_shows_its_secret() -> None:
     assert SECRET not in repr(Workflow(url="http://127.0.0.1/hook", secret=SECRET))
+
+
+def test_the_items_a_server_starts_with_call_no_webhook(receiver: Receiver) -> None:
+    workflow = Workflow(url=receiver.url, secret=SECRET)
+    with FakeAlloyServer(load_items(SAMPLE_ITEMS_PATH), api_key=API_KEY, workflow=workflow) as server:
+        server.remove_item(ITEM)
+
+        assert events(server) == [("delete", ITEM)]
