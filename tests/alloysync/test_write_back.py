@@ -38,8 +38,8 @@ NEXT_RUN = "attributes_scheduledJobsNextRun_65f0c0ffee0000000000ab04"
 RUN_NOW = "attributes_scheduledJobsRunNow_65f0c0ffee0000000000ab05"
 
 
-@pytest.fixture
-def write_back_on(alloy, settings):
+def enable_write_back(alloy, settings):
+    """Every write-back attribute configured, at the default rate: what the tests of this feature start from."""
     settings.ALLOY_STATUS_ATTRIBUTE = STATUS
     settings.ALLOY_MESSAGE_ATTRIBUTE = MESSAGE
     settings.ALLOY_LAST_RUN_ATTRIBUTE = LAST_RUN
@@ -49,10 +49,19 @@ def write_back_on(alloy, settings):
     return alloy
 
 
+def writer_client(alloy) -> AlloyClient:
+    """A client as the writer makes one (one attempt per request), whose retry waits are not slept."""
+    return AlloyClient(alloy.url, API_KEY, timeout=2, max_retry_seconds=0, sleep=lambda s: None)
+
+
+@pytest.fixture
+def write_back_on(alloy, settings):
+    return enable_write_back(alloy, settings)
+
+
 @pytest.fixture
 def client(alloy) -> Iterator[AlloyClient]:
-    """The writer's client, with retry waits recorded instead of slept."""
-    with AlloyClient(alloy.url, API_KEY, timeout=2, max_retry_seconds=0, sleep=lambda s: None) as made:
+    with writer_client(alloy) as made:
         yield made
 
 
