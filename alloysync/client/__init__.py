@@ -12,8 +12,9 @@ each answer is read and parsed within bounds, so no answer can hang or exhaust t
 
 - ``errors``: ``AlloyError`` and its subclasses, and how a failed answer becomes one.
 - ``items``: ``AlloyItem`` and ``parse_item``.
-- ``aqs``: ``ItemQuery`` and the AQS bodies built from it.
+- ``aqs``: ``ItemQuery`` (collections, flag, edit time) and the AQS bodies built from it.
 - ``policy``: the rate-limit and retry policy.
+- ``pacing``: slowing down before Alloy answers 429: the ``Pacer`` protocol and ``LocalPacer``.
 - ``answers``: reading an answer within bounds (size once decompressed, JSON depth and numbers).
 - ``transport``: the HTTP transport whose every network operation respects the request's deadline.
 - ``reach``: the client's settings checked, and why a connection failed.
@@ -23,7 +24,7 @@ What we know of the API (and what is only assumed) is in ``docs/alloy-api.md``.
 """
 
 from alloysync.client.answers import MAX_ANSWER_BYTES, MAX_JSON_DEPTH
-from alloysync.client.aqs import ItemQuery, build_count_aqs, build_query_aqs
+from alloysync.client.aqs import ItemQuery, alloy_datetime, build_count_aqs, build_query_aqs
 from alloysync.client.client import MAX_PAGE, AlloyClient
 from alloysync.client.errors import (
     AlloyAuthError,
@@ -34,6 +35,14 @@ from alloysync.client.errors import (
     AlloyUnreachableError,
 )
 from alloysync.client.items import AlloyItem, parse_item
+from alloysync.client.pacing import (
+    MAX_PACING_WAIT_SECONDS,
+    LocalPacer,
+    Pacer,
+    PacingPolicy,
+    endpoint_key,
+    read_rate_limit,
+)
 from alloysync.client.policy import (
     BACKOFF_INITIAL_SECONDS,
     BACKOFF_JITTER_SECONDS,
@@ -50,6 +59,7 @@ __all__ = [
     "BACKOFF_JITTER_SECONDS",
     "MAX_ANSWER_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_PACING_WAIT_SECONDS",
     "MAX_PAGE",
     "MAX_WAIT_SECONDS",
     "MIN_WAIT_SECONDS",
@@ -63,10 +73,16 @@ __all__ = [
     "AlloyUnavailableError",
     "AlloyUnreachableError",
     "ItemQuery",
+    "LocalPacer",
+    "Pacer",
+    "PacingPolicy",
+    "alloy_datetime",
     "build_count_aqs",
     "build_query_aqs",
+    "endpoint_key",
     "parse_alloy_timestamp",
     "parse_item",
     "rate_limit_wait",
+    "read_rate_limit",
     "retry_hint",
 ]

@@ -12,6 +12,7 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from alloysync.client.errors import (
     unreachable_error,
 )
 from alloysync.client.items import AlloyItem, envelope_item, json_type, page_item
+from alloysync.client.pacing import LocalPacer, Pacer, clamp_wait, endpoint_key, read_rate_limit
 from alloysync.client.policy import RETRYABLE_STATUSES, UNREACHED_RETRY_SECONDS, RetryBudget, ignored_hint, retry_hint
 from alloysync.client.reach import checked_base_url, checked_settings, connect_cause
 from alloysync.client.transport import DeadlineTransport, request_deadline
@@ -46,7 +48,8 @@ class AlloyClient:
     """A long-lived connection to one Alloy tenant (the API key selects the tenant).
 
     Use as a context manager, or call ``close()``. ``requests_made`` counts every HTTP request sent,
-    retries included.
+    retries included; ``paced_seconds`` and ``paced_requests`` add up the waits the pacer asked for
+    before sending, and how many requests waited.
 
     - ``timeout``: seconds one request may take in all (connect, send, headers and body).
     - ``max_retry_seconds``: how long one call may spend retrying transient faults (0: one attempt).
@@ -55,6 +58,9 @@ class AlloyClient:
       resolve, a refused or unanswered connection, a failed TLS handshake) fails at once with
       ``AlloyUnreachableError``; otherwise such failures are retried for ``UNREACHED_RETRY_SECONDS``
       at most. Once Alloy has answered, connection failures are transient and get the whole budget.
+    - ``pacer``: slows requests down by Alloy's rate-limit headers before it answers 429 (``pacing.py``);
+      a ``LocalPacer`` of its own when None. Pass one shared by the deployment to share the budget.
+      Pacing waits go through ``sleep`` and do not count against ``max_retry_seconds``.
 
     ``AlloyError`` (naming the setting) when a setting cannot work: an empty key or one an HTTP
     header cannot carry, a base URL that is not http(s), a page size or timeout out of range.
@@ -72,6 +78,7 @@ class AlloyClient:
         fail_fast: bool = False,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         checked_settings(api_key, timeout=timeout, page_size=page_size, max_answer_bytes=max_answer_bytes)
         url = checked_base_url(base_url)
@@ -82,10 +89,16 @@ class AlloyClient:
         self.max_answer_bytes = max_answer_bytes
         self.fail_fast = fail_fast
         self.requests_made = 0
+        self.paced_seconds = 0.0
+        self.paced_requests = 0
+        # Seconds asked of ``sleep`` beyond those really slept: an injected sleep (tests) moves the
+        # default pacer's clock as a real one would, as the retry budget counts it (policy.py).
+        self._unslept = 0.0
+        self.pacer: Pacer = pacer if pacer is not None else LocalPacer(clock=self._pacing_clock)
         self._host, self._port = url.host, url.port or (443 if url.scheme == "https" else 80)
         self._reached = False  # whether any answer has come back: then the host and port are right
         self._api_key = api_key
-        self._sleep = sleep
+        self._injected_sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -214,7 +227,7 @@ class AlloyClient:
         budget = RetryBudget(self.max_retry_seconds, self._sleep, unreached_seconds=unreached_seconds)
         retrying = budget.retrying(method, path)
         try:
-            answer: Answer = retrying(self._attempt, method, path, **kwargs)
+            answer: Answer = retrying(self._paced_attempt, budget, method, path, **kwargs)
         except TransientFault as fault:
             attempts = retrying.statistics.get("attempt_number", 1)
             if fault.unreached:
@@ -225,7 +238,17 @@ class AlloyClient:
         details = error_details(answer, f"{method} {path}", self._redact)
         raise error_for_status(answer, method, path, details, self._redact)
 
-    def _attempt(self, method: str, path: str, **kwargs: Any) -> Answer:
+    def _paced_attempt(self, budget: RetryBudget, method: str, path: str, **kwargs: Any) -> Answer:
+        endpoint = endpoint_key(method, path)
+        wait = clamp_wait(self.pacer.before(endpoint))
+        if wait > 0:
+            logger.debug("Pacing %s: waiting %.2f s to stay inside Alloy's rate limit.", endpoint, wait)
+            budget.pause(wait)
+            self.paced_seconds += wait
+            self.paced_requests += 1
+        return self._attempt(endpoint, method, path, **kwargs)
+
+    def _attempt(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Answer:
         self.requests_made += 1
         try:
             answer = self._exchange(method, path, **kwargs)
@@ -242,6 +265,10 @@ class AlloyClient:
             ) from None
         self._reached = True
         logger.debug("Alloy %s %s -> %d", method, path, answer.status_code)
+        # Every answer, 2xx to 5xx, says what is left of the endpoint's window.
+        remaining, reset_at = read_rate_limit(answer.headers)
+        if remaining is not None or reset_at is not None:
+            self.pacer.after(endpoint, remaining, reset_at)
         if answer.status_code in RETRYABLE_STATUSES:
             category, message = error_details(answer, f"{method} {path}", self._redact)
             hint = retry_hint(answer.status_code, answer.headers)
@@ -263,6 +290,14 @@ class AlloyClient:
                 return read_answer(response, f"{method} {path}", self.max_answer_bytes)
             finally:
                 response.close()
+
+    def _sleep(self, seconds: float) -> None:
+        started = time.monotonic()
+        self._injected_sleep(seconds)
+        self._unslept += max(0.0, seconds - (time.monotonic() - started))
+
+    def _pacing_clock(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._unslept)
 
     def _redact(self, text: str) -> str:
         # Belt and braces: nothing we build contains the key, but server text and httpx messages are

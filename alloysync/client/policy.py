@@ -206,6 +206,12 @@ class RetryBudget:
         self._real_slept += time.monotonic() - started
         self._asked_slept += float(seconds)
 
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` that are not retrying (pacing before a request): they don't use up the budget."""
+        started = time.monotonic()
+        self._sleep(float(seconds))
+        self._real_slept += time.monotonic() - started
+
     def wait(self, state: tenacity.RetryCallState) -> float:
         """Seconds before the next attempt: see ``wait_for``."""
         return self.wait_for(_fault(state), state.attempt_number)

@@ -91,7 +91,7 @@ def test_a_count_takes_the_same_collections_and_edit_time() -> None:
         "aggregationType": "Count",
     }
     [greater] = root["children"]
-    assert greater["children"] == [LAST_EDIT_DATE, {"type": "DateTime", "properties": {"value": ["2026-11-29T10:00:00.123Z"]}}]
+    assert greater["children"][1] == {"type": "DateTime", "properties": {"value": ["2026-11-29T10:00:00.123Z"]}}
 
 
 def test_one_collection_still_works_positionally_as_the_callers_pass_it() -> None:
@@ -109,7 +109,8 @@ def test_a_naive_edit_time_or_a_string_of_collections_is_refused() -> None:
 
 
 def test_the_fake_alloy_answers_an_incremental_query(server: FakeAlloyServer) -> None:
-    query = ItemQuery(SAMPLE_DESIGN_CODE, edited_after=datetime(2000, 1, 1, tzinfo=UTC), collections=("Live", "Archive"))
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    query = ItemQuery(SAMPLE_DESIGN_CODE, edited_after=since, collections=("Live", "Archive"))
 
     with AlloyClient(server.url, API_KEY, page_size=100) as client:
         edited = {item.item_id for item in client.iter_items(query)}

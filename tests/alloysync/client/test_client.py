@@ -47,7 +47,8 @@ def test_it_reads_one_empty_page_after_a_full_last_page() -> None:
 def test_it_windows_past_page_100() -> None:
     with (
         FakeAlloyServer(numbered_items(250), api_key=API_KEY) as server,
-        AlloyClient(server.url, API_KEY, page_size=2) as client,
+        # 126 queries in a minute: the pacer's waits (the fake counts 100 a minute) are not slept.
+        AlloyClient(server.url, API_KEY, page_size=2, sleep=lambda _: None) as client,
     ):
         pages: list[int] = []
         ids = [item.item_id for item in client.iter_items(ALL_JOBS, on_page=lambda page, _: pages.append(page))]
@@ -63,7 +64,7 @@ def test_it_windows_past_page_100_with_the_flag_filter() -> None:
     unflagged = numbered_items(30, flagged=False, offset=1000)
     with (
         FakeAlloyServer(flagged + unflagged, api_key=API_KEY) as server,
-        AlloyClient(server.url, API_KEY, page_size=2) as client,
+        AlloyClient(server.url, API_KEY, page_size=2, sleep=lambda _: None) as client,
     ):
         ids = [item.item_id for item in client.iter_items(FLAGGED_JOBS)]
 
