@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
+# Small enough for CI (under 2 minutes); the README's figures use --items 1000,10000,100000.
+ALLOY_BENCH_ARGS ?= --items 1000
+
 .PHONY: install demo test lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -33,6 +36,7 @@ bench: install
 	$(BIN)/python bench/sync_bench.py $(SYNC_BENCH_ARGS)
 	$(BIN)/python bench/beat_bench.py $(BEAT_BENCH_ARGS)
 	$(BIN)/python bench/load_bench.py $(LOAD_BENCH_ARGS)
+	$(BIN)/python bench/alloy_both_ways_bench.py $(ALLOY_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm
