@@ -9,7 +9,10 @@ whatever the Content-Type says. Key names are matched without regard to case, ``
 
 A placeholder the workflow left empty (``""``, ``null``) names nothing; a call naming nothing asks for
 an incremental sync. A value that cannot be an item id is refused, naming the problem, so that a
-typo in a workflow is seen at once instead of being read from Alloy over and over.
+typo in a workflow is seen at once instead of being read from Alloy over and over. Beyond the sync's
+own rules for ids, a named id must be one token of letters, digits, ``-`` and ``_`` (Alloy's are 24
+hex digits): a placeholder the template left unfilled (``{{item.itemId}}``) is refused here, where
+the workflow's author sees it, rather than sent to Alloy, which would refuse it in every read.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ _LIST_KEYS = frozenset({"itemids"})
 _ITEM_KEYS = frozenset({"item"})
 # A list of ids in one text value (a form field, a query parameter): commas, semicolons or spaces.
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
-# A plain-text body taken as one id: one token of the characters ids are written with.
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+")
+# What a named id may be written with (and so a plain-text body taken as one id).
+_ID_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class WebhookCallError(ValueError):
@@ -73,7 +76,7 @@ def _ids_from_body(body: bytes) -> list[Any]:
         pass  # not JSON (a form never is): a form or a plain id, perhaps
     if "=" in text:
         return list(_ids_from_pairs(urllib.parse.parse_qsl(text, keep_blank_values=True)))
-    if _PLAIN_ID.fullmatch(text):
+    if _ID_TOKEN.fullmatch(text):
         return [text]
     raise WebhookCallError('the body is neither JSON, a form nor one item id (send {"itemId": "..."})')
 
@@ -130,6 +133,10 @@ def _checked(value: Any) -> str:
     problem = _item_id_error(item_id)
     if problem:
         raise WebhookCallError(problem)
+    if not _ID_TOKEN.fullmatch(item_id):
+        raise WebhookCallError(
+            f"item id {item_id!r} is not one word of letters, digits, '-' and '_' (an unfilled template value?)"
+        )
     return item_id
 
 

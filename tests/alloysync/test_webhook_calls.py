@@ -97,6 +97,9 @@ def test_a_utf8_byte_order_mark_is_tolerated():
         ('{"itemId": "a\\ud800"}', "unpaired surrogate"),
         ('{"itemId": "a\\u0007"}', "unprintable"),
         ("not an id", "neither JSON, a form nor one item id"),
+        ('{"itemId": "{{item.itemId}}"}', "not one word of letters, digits"),
+        ('{"itemId": "a b"}', "not one word of letters, digits"),
+        ('{"itemId": "../../api/session"}', "not one word of letters, digits"),
         ('{"itemId": "x"', "neither JSON, a form nor one item id"),
     ],
 )
