@@ -43,8 +43,10 @@ from alloysync.plan import (
     sync_plan_fill_changed,
     sync_plan_settle,
 )
+from alloysync.run_now import run_now_observe
 from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL, LeaseKeeper, SyncAlreadyRunning, SyncLease, SyncLeaseLost
 from alloysync.sync_record import sync_run_finish, sync_run_start
+from alloysync.write_back import write_back_codes, write_back_observe
 from scheduler.changes import JobChanges
 from scheduler.changes_bisect import AppliedChanges, jobs_apply_changes_or_bisect
 from scheduler.models import Job
@@ -126,7 +128,7 @@ class SyncConfig:
             default_timezone=settings.JOB_DEFAULT_TIMEZONE,
             full_sync_interval=settings.ALLOY_FULL_SYNC_INTERVAL,
             look_back=settings.ALLOY_SYNC_LOOK_BACK,
-            observed_codes=observed_codes(),
+            observed_codes=write_back_codes(),
         )
 
     @property
@@ -153,12 +155,6 @@ class SyncConfig:
         return AlloyClient(
             self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size, fail_fast=fail_fast
         )
-
-
-def observed_codes() -> tuple[str, ...]:
-    """The write-back and run-now attribute codes configured (ALLOY_*_ATTRIBUTE), in a fixed order."""
-    names = ("STATUS", "MESSAGE", "LAST_RUN", "NEXT_RUN", "RUN_NOW")
-    return tuple(code for name in names if (code := getattr(settings, f"ALLOY_{name}_ATTRIBUTE", "")))
 
 
 @dataclass
@@ -382,13 +378,21 @@ def _apply(
         refused = {error["item_id"]: error["message"] for error in plan.errors}
         read_valid = [seen.item_id for seen in observations if seen.item_id not in refused]
         changed_refusals = item_refusals_record(refused, [*plan.left, *read_valid], complete=complete)
-    _after_apply(plan, observations, changed_refusals)
+    _after_apply(sync, config, observations, changed_refusals)
     return SyncRun.Status.SUCCEEDED, "; ".join(plan.notes)
 
 
-def _after_apply(plan: SyncPlan, observations: Sequence[ItemObservation], changed_refusals: list[str]) -> None:
-    """Tell write-back what this read saw and changed (alloysync.write_back, alloysync.run_now)."""
-    del plan, observations, changed_refusals  # wired once write-back lands
+def _after_apply(
+    sync: _Sync, config: SyncConfig, observations: Sequence[ItemObservation], changed_refusals: list[str]
+) -> None:
+    """Tell write-back what this read saw in Alloy and changed here; queue the runs asked for in Alloy."""
+    if not config.observed_codes:
+        return  # write-back and run-now are off: nothing to note
+    changed = _changed_item_ids(sync.plan, changed_refusals)
+    # A read begun before a write-back of ours landed must not be taken for Alloy's newer word.
+    read_at = sync.run.started_at
+    write_back_observe(observations, changed, read_at=read_at)
+    run_now_observe(observations, read_at=read_at)
 
 
 def _record_refusals(plan: SyncPlan, outcome: AppliedChanges) -> None:
@@ -437,6 +441,16 @@ def _observed(items: Iterator[AlloyItem], codes: tuple[str, ...], into: list[Ite
     for item in items:
         into.append(item_observation(item, codes))
         yield item
+
+
+def _changed_item_ids(plan: SyncPlan, changed_refusals: list[str]) -> set[str]:
+    """Items whose job this sync created, changed, marked invalid or removed, or whose refusal changed."""
+    job_ids = [job_id for job_id, _ in plan.changes.update] + [job_id for job_id, _ in plan.changes.invalid]
+    job_ids += plan.changes.remove
+    changed = {external_id for external_id, _ in plan.changes.create} | set(changed_refusals) | set(plan.left)
+    if job_ids:
+        changed |= set(Job.objects.filter(pk__in=job_ids).values_list("external_id", flat=True))
+    return changed
 
 
 def _client_for(
