@@ -18,7 +18,8 @@ from alloysync.client.pacing import (
     endpoint_key,
     read_rate_limit,
 )
-from tests.alloysync.client.helpers import ALL_JOBS, API_KEY, mock_client
+from alloysync.fake_alloy import FakeAlloyServer
+from tests.alloysync.client.helpers import ALL_JOBS, API_KEY, mock_client, numbered_items
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -344,3 +345,18 @@ def test_a_default_pacer_is_the_clients_own() -> None:
     ):
         assert isinstance(first.pacer, LocalPacer)
         assert first.pacer is not second.pacer
+
+
+def test_a_client_reading_250_pages_under_alloys_limit_paces_instead_of_hitting_429() -> None:
+    # Alloy's 100 a minute per endpoint, enforced, in windows of a second so the test takes seconds.
+    with (
+        FakeAlloyServer(numbered_items(250), api_key=API_KEY, rate_limit=100, rate_window=1.0) as server,
+        AlloyClient(server.url, API_KEY, page_size=1) as client,
+    ):
+        read = sum(1 for _ in client.iter_items(ALL_JOBS))
+
+    assert read == 250
+    assert server.rate_limited == {}
+    assert client.requests_made == 251  # not one retried
+    assert client.paced_requests > 0
+    assert 0 < client.paced_seconds < 10
