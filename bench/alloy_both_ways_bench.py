@@ -9,12 +9,17 @@ for each ``--items`` size it times, on one client whose pacer follows the rate-l
   every sync read before incremental syncs; the ratio is printed),
 
 with the HTTP requests sent, the wall time, the seconds the pacer waited and the 429s the fake sent
-(must be none). Then, unless skipped, the seconds from an edit in Alloy to the job's new cron in the
-database by polling (``bench/alloy_latency_bench.py``) and by webhook, and write-back of many runs
-finishing in the same minute under ALLOY_WRITE_RATE (``bench/alloy_write_back_bench.py``).
+(must be none). Then, on a fake of ``--latency-items`` items, the seconds from an edit in Alloy to
+the job's new cron in the database by polling and by webhook (a gunicorn and a celery worker
+process: PostgreSQL only; ``alloy_latency_bench.py``), and write-back of ``--write-runs`` runs finishing
+in the same minute under ALLOY_WRITE_RATE=``--write-rate`` (``alloy_write_back_bench.py``). Each part
+can be skipped (``--no-sync``, ``--poll-edits 0``, ``--webhook-edits 0``, ``--write-runs 0``).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/alloysync CELERY_BROKER_URL=redis://127.0.0.1:6379/0 \\
         python bench/alloy_both_ways_bench.py --items 1000,10000 [--page-size 100]
+
+A complete read of N items at page size P is N/P + 1 query requests, paced to Alloy's limit: 100,000
+items at 100 a page is over ten minutes a read; ``--page-size 1000`` (Alloy's maximum) makes it one.
 
 Runs in a throwaway test database that it creates and drops; the fake Alloy runs in this process on a
 real socket. Exits non-zero when an aim is missed: a 429 received, a no-change incremental sync of
@@ -28,11 +33,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
@@ -42,6 +45,9 @@ import django  # noqa: E402
 
 django.setup()
 
+import alloy_latency_bench as latency  # noqa: E402
+import alloy_write_back_bench as write_back  # noqa: E402
+from alloy_bench_fake import API_KEY, configure, item_id, rate_limited_total, start_fake  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
@@ -49,56 +55,12 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from alloysync import fake_alloy  # noqa: E402
 from alloysync.client import AlloyClient  # noqa: E402
 from alloysync.client.pacing import LocalPacer, Pacer  # noqa: E402
-from alloysync.fake_alloy.store import utc_now  # noqa: E402
 from alloysync.models import SyncRun  # noqa: E402
 from alloysync.sync import alloy_sync  # noqa: E402
-from config.env_secrets import Secret  # noqa: E402
 from scheduler.models import Job  # noqa: E402
 
-API_KEY = "b0b0b0b0-1111-4222-8333-444455556666"
-ZONES = ("UTC", "Europe/London")
-CRONS = [f"{minute} {hour} * * *" for hour in range(0, 24, 3) for minute in range(0, 60, 5)][:100]
-# The items were last edited this long ago: outside any incremental sync's look-back.
-ITEMS_AGE = timedelta(hours=2)
 # The issue's aim for a sync that finds nothing changed.
 NO_CHANGE_MAX_REQUESTS = 3
-
-
-def item_id(n: int) -> str:
-    return f"{n + 1:024x}"
-
-
-def make_items(count: int) -> list[dict[str, Any]]:
-    items = []
-    for n in range(count):
-        attributes = {
-            fake_alloy.TITLE_ATTRIBUTE: f"Job {n}",
-            fake_alloy.SAMPLE_CRON_ATTRIBUTE: CRONS[n % len(CRONS)],
-            fake_alloy.SAMPLE_STEPS_ATTRIBUTE: f'examples.echo {{"message": "job {n}"}}',
-            fake_alloy.SAMPLE_TIMEZONE_ATTRIBUTE: ZONES[(n // len(CRONS)) % len(ZONES)],
-            fake_alloy.SAMPLE_FLAG_ATTRIBUTE: True,
-        }
-        items.append(fake_alloy.make_item(attributes, item_id=item_id(n)))
-    return items
-
-
-def start_fake(count: int, rate_limit: int, **options: Any) -> fake_alloy.FakeAlloyServer:
-    """A fake Alloy on a loopback port holding ``count`` job items, last edited ``ITEMS_AGE`` ago."""
-    long_ago = datetime.now(UTC) - ITEMS_AGE
-    server = fake_alloy.FakeAlloyServer(
-        make_items(count), api_key=API_KEY, rate_limit=rate_limit, clock=lambda: long_ago, **options
-    )
-    server.clock = utc_now  # edits from now on happen now
-    return server.start()
-
-
-def configure(url: str, page_size: int) -> None:
-    """Point the sync at the fake, as config/settings.py would from the environment."""
-    for name, value in fake_alloy.sample_alloy_settings(url, API_KEY).items():
-        setattr(settings, name, value)
-    settings.ALLOY_API_KEY = Secret(API_KEY)  # as config/settings.py holds it
-    settings.ALLOY_PAGE_SIZE = page_size
-    settings.ALLOY_MAX_REMOVAL_FRACTION = 1
 
 
 def make_pacer() -> Pacer:
@@ -109,10 +71,6 @@ def make_pacer() -> Pacer:
         return LocalPacer()
     pacer: Pacer = shared_pacer()
     return pacer
-
-
-def rate_limited_total(server: fake_alloy.FakeAlloyServer) -> int:
-    return sum(server.rate_limited.values())
 
 
 def edit_crons(server: fake_alloy.FakeAlloyServer, count: int, round_number: int) -> dict[str, str]:
@@ -241,6 +199,49 @@ def print_size(result: SizeResult, rate_limit: int) -> None:
     print(f"  jobs held: {result.jobs:,d}; edited items whose job lacks the new cron: {result.wrong}")
 
 
+def latency_step(args: argparse.Namespace) -> list[str]:
+    """Edit -> schedule by polling and by webhook, on a fake of ``--latency-items`` items."""
+    problems: list[str] = []
+    count = args.latency_items
+    Job.objects.all().delete()
+    SyncRun.objects.all().delete()
+    server = start_fake(count, args.rate_limit)
+    try:
+        configure(server.url, args.page_size)
+        first = alloy_sync(trigger=SyncRun.Trigger.COMMAND).run
+        if first.status != SyncRun.Status.SUCCEEDED:
+            return [f"latency: the first sync {first.status}: {first.message}"]
+        if args.poll_edits:
+            polled = latency.polling_latency(
+                server, latency.latency_items(count, 0, args.poll_edits), args.poll_interval
+            )
+            polled.report()
+            problems += [f"{polled.missed} edits never reached their job by polling"] if polled.missed else []
+        if args.webhook_edits and connection.vendor != "postgresql":
+            print("\nedit -> schedule by webhook: skipped (the server and worker need DATABASE_URL on PostgreSQL)")
+        elif args.webhook_edits:
+            hooked = latency.webhook_latency(
+                server, latency.latency_items(count, 1, args.webhook_edits + 1), args.page_size
+            )
+            hooked.report()
+            problems += hooked.problems()
+    finally:
+        server.stop()
+    return problems
+
+
+def write_back_step(args: argparse.Namespace) -> list[str]:
+    if not args.write_runs:
+        return []
+    Job.objects.all().delete()
+    SyncRun.objects.all().delete()
+    result = write_back.write_back_bench(
+        args.write_runs, args.write_rate, args.rate_limit, args.write_interval, args.page_size
+    )
+    result.report()
+    return result.problems()
+
+
 def parse_sizes(text: str) -> list[int]:
     return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
 
@@ -250,10 +251,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--items", type=parse_sizes, default=[1000], help="item counts, comma-separated")
     parser.add_argument("--page-size", type=int, default=100, help="ALLOY_PAGE_SIZE (Alloy's maximum is 1000)")
     parser.add_argument("--rate-limit", type=int, default=100, help="the fake's requests per endpoint per minute")
+    parser.add_argument("--latency-items", type=int, default=1000, help="items held while latency is measured")
+    parser.add_argument("--poll-edits", type=int, default=20, help="edits timed by polling (0: skip)")
+    parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polling syncs")
+    parser.add_argument("--webhook-edits", type=int, default=50, help="edits timed by webhook (0: skip)")
+    parser.add_argument("--write-runs", type=int, default=1000, help="jobs that finish a run at once (0: skip)")
+    parser.add_argument("--write-rate", type=int, default=600, help="ALLOY_WRITE_RATE for the write-back part")
+    parser.add_argument("--write-interval", type=float, default=10.0, help="seconds between write-back passes")
+    parser.add_argument("--no-sync", action="store_true", help="skip the sync part (--items)")
     return parser.parse_args(argv)
-
-
-Step = Callable[[argparse.Namespace], list[str]]
 
 
 def sync_step(args: argparse.Namespace) -> list[str]:
@@ -268,12 +274,16 @@ def sync_step(args: argparse.Namespace) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings.DEBUG = False
-    logging.getLogger("alloysync").setLevel(logging.WARNING)  # a line per sync would bury the figures
+    for name in ("alloysync", "scheduler"):  # a line per sync or run would bury the figures
+        logging.getLogger(name).setLevel(logging.WARNING)
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        print(f"database: {connection.vendor}; sizes {', '.join(f'{n:,d}' for n in args.items)}")
-        problems = sync_step(args)
+        sizes = "no sync sizes" if args.no_sync else f"sizes {', '.join(f'{n:,d}' for n in args.items)}"
+        print(f"database: {connection.vendor}; {sizes}; Alloy's limit {args.rate_limit} requests a minute")
+        problems = [] if args.no_sync else sync_step(args)
+        problems += latency_step(args)
+        problems += write_back_step(args)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
     for problem in problems:
