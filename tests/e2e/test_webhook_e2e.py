@@ -22,6 +22,8 @@ from tests.helpers import ALLOY_TEST_KEY, requires_services, wait_for
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.timeout(180)]
 
+# The first wait of each test includes the worker's start, which takes seconds on a busy machine.
+
 SECRET = "wh-e2e-7f3a9c1d5b2e4f6a8c0d2e4f6a8b0c1d"
 
 
@@ -54,6 +56,14 @@ def item_gets(server: FakeAlloyServer, n: int) -> int:
     return sum(1 for request in server.requests if (request.method, request.path) == ("GET", f"/api/item/{item_id(n)}"))
 
 
+def wait_showing_logs(condition, processes, what: str, timeout: float = 60) -> None:
+    """wait_for, failing with the workers' logs as they are at the end of the wait."""
+    try:
+        wait_for(condition, timeout=timeout, describe=what)
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}\n{processes.logs()}")
+
+
 def job(n: int) -> Job:
     return Job.objects.get(source="alloy", external_id=item_id(n))
 
@@ -62,13 +72,13 @@ def test_an_edit_in_alloy_reaches_its_job_within_seconds_and_a_delete_removes_on
     alloy.edit_item(item_id(2), {SAMPLE_CRON_ATTRIBUTE: "0 9 * * *"})
     assert alloy.wait_for_workflow()
     assert [(call.event, call.outcome) for call in alloy.workflow_calls] == [("edit", 202)]
-    wait_for(lambda: job(2).cron == "0 9 * * *", timeout=30, describe=f"the edit applied\n{worker.logs()}")
+    wait_showing_logs(lambda: job(2).cron == "0 9 * * *", worker, "the edit applied")
     run = SyncRun.objects.get(trigger="webhook")
     assert (run.mode, run.status, run.updated, run.items_read) == ("items", "succeeded", 1, 1)
     assert item_gets(alloy, 2) == 1 and not PendingItemRead.objects.exists()
 
     alloy.remove_item(item_id(1))
-    wait_for(lambda: job(1).removed_at is not None, timeout=30, describe=f"the removal\n{worker.logs()}")
+    wait_showing_logs(lambda: job(1).removed_at is not None, worker, "the removal", timeout=30)
     assert job(1).periodic_task is None
     assert job(2).periodic_task is not None and job(3).periodic_task is not None
 
@@ -88,7 +98,7 @@ def test_a_storm_of_200_calls_about_one_item_is_one_read(alloy, celery_processes
         assert set(pool.map(call, range(200))) == {202}
     assert PendingItemRead.objects.count() == 1
     celery_processes.start("worker", "--concurrency=1", env=sample_alloy_settings(alloy.url, ALLOY_TEST_KEY))
-    wait_for(lambda: job(3).cron == "0 7 * * *", timeout=30, describe=f"the storm's read\n{celery_processes.logs()}")
+    wait_showing_logs(lambda: job(3).cron == "0 7 * * *", celery_processes, "the storm's read")
     wait_for(lambda: not PendingItemRead.objects.exists(), timeout=10, describe="the row forgotten")
     assert item_gets(alloy, 3) == 1
     assert SyncRun.objects.filter(trigger="webhook").count() == 1
@@ -99,7 +109,7 @@ def test_a_call_naming_no_item_runs_an_incremental_sync(alloy, worker, live_serv
     alloy.edit_item(item_id(1), {SAMPLE_CRON_ATTRIBUTE: "0 6 * * *"})
     response = httpx.post(f"{live_server.url}/alloy/webhook", headers={"Authorization": f"Bearer {SECRET}"}, timeout=10)
     assert (response.status_code, response.json()) == (202, {"accepted": [], "read": "queued"})
-    wait_for(lambda: job(1).cron == "0 6 * * *", timeout=30, describe=f"the sync\n{worker.logs()}")
+    wait_showing_logs(lambda: job(1).cron == "0 6 * * *", worker, "the sync")
     run = SyncRun.objects.exclude(trigger="command").get()
     assert (run.mode, run.status, run.updated) == ("incremental", "succeeded", 1)
 
