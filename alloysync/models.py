@@ -32,6 +32,11 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    settings_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Fingerprint of the ALLOY_* settings that decide what an item means; a change calls for a full read.",
+    )
     items_read = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0, help_text="Jobs created, or scheduled again after removal.")
     updated = models.PositiveIntegerField(default=0)

@@ -19,6 +19,9 @@ Three modes (``SyncRun.mode``):
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -136,14 +139,33 @@ class SyncConfig:
         return ItemRules(self.codes, self.default_timezone)
 
     def is_job(self, item: AlloyItem) -> bool:
-        """Whether an item read without the query's filters (by edit time, or by id) is a job."""
+        """Whether an item read without the query's filters (by edit time, or by id) is a job.
+
+        An item whose JSON could not be read (``problem``) counts as one: unreadable attributes say
+        nothing about its flag, and it must become that item's error, never a removal.
+        """
         query = self.query
+        if item.problem:
+            return True
         if item.collection != query.collection:
             return False
-        if query.flag_attribute and item.attribute(query.flag_attribute) is not True:
-            return False
         # An item read by id can be of any design; one of an interface's designs cannot be told apart.
-        return item.design_code == query.design_code or query.design_code.startswith(_INTERFACE_PREFIX)
+        if item.design_code != query.design_code and not query.design_code.startswith(_INTERFACE_PREFIX):
+            return False
+        flag = item.attribute(query.flag_attribute) if query.flag_attribute else True
+        # A flag that is no Boolean (a hostile value) is likewise the item's error, not a removal.
+        return flag is True or (flag is not None and not isinstance(flag, bool))
+
+    @property
+    def settings_digest(self) -> str:
+        """A fingerprint of the settings that decide which items are jobs and what they mean.
+
+        Recorded on each SyncRun: after a change (a new attribute code, another design, another
+        default zone) items unchanged in Alloy may mean something else, so only a full read will do.
+        """
+        query, codes = self.query, self.codes
+        parts = [query.design_code, query.collection, query.flag_attribute or "", *dataclasses.astuple(codes)]
+        return hashlib.sha256(json.dumps([*parts, self.default_timezone]).encode()).hexdigest()[:32]
 
     def changed_query(self, since: datetime) -> ItemQuery:
         """Items of the design edited after ``since``, in every collection, flagged or not."""
@@ -301,6 +323,7 @@ def _read_and_apply(sync: _Sync, alloy: AlloyClient, config: SyncConfig) -> tupl
     """Read and apply as the request's mode says; ``sync.plan`` is the read under way. Returns the
     record's status and message."""
     mode = sync.request.mode
+    sync.run.settings_digest = config.settings_digest
     if mode == SyncRun.Mode.ITEMS:
         sync.run.mode = mode
         return _partial(sync, alloy, config, list(_items_by_id(alloy, sync.request.item_ids)), complete_count=False)
@@ -353,10 +376,13 @@ def _items_by_id(alloy: AlloyClient, item_ids: Sequence[str]) -> Iterator[AlloyI
 def _incremental_since(config: SyncConfig) -> datetime | None:
     """Where an incremental read starts, or None when a full read is due."""
     succeeded = SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED)
-    last_full = succeeded.filter(mode=SyncRun.Mode.FULL).values_list("started_at", flat=True).first()
+    full = succeeded.filter(mode=SyncRun.Mode.FULL).values_list("started_at", "settings_digest").first()
     now = timezone.now()
-    if last_full is None or now - last_full >= timedelta(seconds=config.full_sync_interval):
+    if full is None or now - full[0] >= timedelta(seconds=config.full_sync_interval):
         return None
+    last_full, digest = full
+    if digest != config.settings_digest:
+        return None  # the settings changed since: what items mean may have changed too
     modes = [SyncRun.Mode.FULL, SyncRun.Mode.INCREMENTAL]
     previous = succeeded.filter(mode__in=modes).values_list("started_at", flat=True).first()
     return (previous or last_full) - timedelta(seconds=config.look_back)

@@ -80,6 +80,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The keyword arguments of ``serve`` that ``add_arguments`` defines, for callers that pass parsed options on.
+SERVE_OPTIONS = frozenset(
+    {
+        "port",
+        "items",
+        "api_key",
+        "latency",
+        "error_rate",
+        "rate_limit",
+        "item_log",
+        "webhook_url",
+        "webhook_secret_file",
+        "webhook_body",
+        "webhook_design",
+    }
+)
+
+
 def serve(
     *,
     port: int,

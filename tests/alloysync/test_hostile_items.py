@@ -60,8 +60,9 @@ def good_items(count: int) -> list[dict]:
     return [job_item(f"good {n}", cron=f"{n} * * * *", n=n) for n in range(1, count + 1)]
 
 
-def sync() -> SyncRun:
-    return alloy_sync(trigger=SyncRun.Trigger.COMMAND).run
+def sync(mode: str | None = SyncRun.Mode.FULL) -> SyncRun:
+    # A full read unless a test says otherwise: most tests here are about its rules.
+    return alloy_sync(trigger=SyncRun.Trigger.COMMAND, mode=mode).run
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE_ITEMS))
@@ -75,6 +76,23 @@ def test_one_hostile_item_is_its_own_error_and_the_others_are_scheduled(alloy, k
     [error] = SyncRun.objects.get(pk=run.pk).errors  # as stored, read back
     assert EXPECTED_MESSAGES[kind] in error["message"]
     assert "\x00" not in json.dumps(error) and len(error["message"]) < 2000
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_ITEMS))
+def test_a_hostile_item_arriving_between_full_reads_is_its_own_error_and_removes_nothing(alloy, kind):
+    for item in good_items(3):
+        alloy.put_item(item)
+    sync()
+    alloy.put_item(HOSTILE_ITEMS[kind])
+    run = sync(mode=None)  # as beat's syncs run: incremental
+    assert (run.mode, run.status, run.invalid, run.removed) == ("incremental", "succeeded", 1, 0), run.message
+    assert set(Job.objects.filter(periodic_task__isnull=False).values_list("name", flat=True)) == {
+        "good 1",
+        "good 2",
+        "good 3",
+    }
+    assert EXPECTED_MESSAGES[kind] in SyncRun.objects.get(pk=run.pk).errors[0]["message"]
+    assert sync(mode=None).mode == "incremental"  # held as a refused item: the count agrees
 
 
 def test_every_hostile_item_at_once_still_schedules_the_good_ones_and_is_recorded(alloy):
@@ -131,7 +149,7 @@ def test_a_job_deleted_in_the_admin_while_the_sync_reads_is_left_alone_and_the_r
     def delete_meanwhile(pages: int, items: int) -> None:
         Job.objects.filter(pk=doomed.pk).delete()
 
-    outcome = alloy_sync(trigger=SyncRun.Trigger.COMMAND, on_page=delete_meanwhile)
+    outcome = alloy_sync(trigger=SyncRun.Trigger.COMMAND, mode=SyncRun.Mode.FULL, on_page=delete_meanwhile)
     assert outcome.run.status == "succeeded", outcome.run.message
     assert outcome.run.updated == 2
     assert set(Job.objects.values_list("name", flat=True)) == {"job 1 renamed", "job 3 renamed"}

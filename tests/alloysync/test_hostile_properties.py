@@ -107,7 +107,8 @@ def test_a_sync_over_good_and_hostile_items_always_schedules_the_good_ones(alloy
         else:
             item = job_item("hostile", steps=f'examples.echo {{"message": {value}}}', n=base + offset)
         alloy.put_item(item)
-    run = alloy_sync(trigger=SyncRun.Trigger.COMMAND).run
+    # Full: each example starts from an empty Alloy (an incremental read would fall back to one anyway).
+    run = alloy_sync(trigger=SyncRun.Trigger.COMMAND, mode=SyncRun.Mode.FULL).run
     assert run.status == "succeeded", run.message
     scheduled = set(Job.objects.filter(periodic_task__isnull=False).values_list("external_id", flat=True))
     assert good <= scheduled

@@ -225,3 +225,13 @@ def test_named_items_wait_while_another_sync_runs(alloy):
     with pytest.raises(SyncAlreadyRunning):
         alloy_sync_items([item_id(1)])
     assert alloy.requests == []
+
+
+def test_a_change_of_settings_that_give_items_their_meaning_calls_for_a_full_read(alloy, settings):
+    fill(alloy, 3)
+    sync()
+    settings.JOB_DEFAULT_TIMEZONE = "Europe/London"  # every job without a zone of its own changes
+    run = sync()
+    assert (run.mode, run.updated) == ("full", 3)
+    assert {job.timezone for job in jobs().values()} == {"Europe/London"}
+    assert sync().mode == "incremental"

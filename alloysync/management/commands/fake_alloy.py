@@ -4,7 +4,6 @@ The same options, defaults and help as ``python -m alloysync.fake_alloy``: both 
 ``alloysync.fake_alloy.cli``.
 """
 
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -18,14 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         cli.add_arguments(parser)
 
-    def handle(
-        self,
-        *args: Any,
-        port: int,
-        items: Path | str,
-        api_key: str,
-        latency: float,
-        error_rate: float,
-        **options: Any,
-    ) -> None:
-        cli.serve(port=port, items=items, api_key=api_key, latency=latency, error_rate=error_rate, stdout=self.stdout)
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Exactly the options cli.add_arguments defined, whatever they are: one list of them, in cli.
+        served = {name: value for name, value in options.items() if name in cli.SERVE_OPTIONS}
+        cli.serve(**served, stdout=self.stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import os
@@ -203,3 +204,48 @@ def test_a_webhook_without_a_secret_is_refused(monkeypatch: pytest.MonkeyPatch, 
     for extra in ([], ["--webhook-secret-file", str(empty)], ["--webhook-secret-file", str(folder)]):
         with pytest.raises(ValueError, match="secret"):
             cli.main(["--port", "0", "--webhook-url", "http://127.0.0.1:9/hook", *extra], stdout=io.StringIO())
+
+
+def test_every_parsed_option_reaches_serve_from_both_entry_points() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    parsed = set(vars(parser.parse_args([])))
+    serve_takes = set(inspect.signature(cli.serve).parameters) - {"stdout"}
+    assert parsed == set(cli.SERVE_OPTIONS) == serve_takes
+
+
+def test_manage_py_fake_alloy_serves_with_the_new_options(tmp_path: Path) -> None:
+    # The management command once parsed --rate-limit but never passed it on: check it over HTTP.
+    port = _free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "fake_alloy", "--port", str(port), "--rate-limit", "1", "--api-key", "k"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/session/me"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                first = httpx.get(url, headers={"Authorization": "Bearer k"}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "manage.py fake_alloy did not start"
+                time.sleep(0.2)
+        # Two more: should the first two straddle a minute's end, the third is still over the limit.
+        more = [httpx.get(url, headers={"Authorization": "Bearer k"}, timeout=2).status_code for _ in range(2)]
+        assert first.status_code == 200 and 429 in more
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
