@@ -54,8 +54,8 @@ from django.test.utils import setup_test_environment  # noqa: E402
 
 from alloysync import fake_alloy  # noqa: E402
 from alloysync.client import AlloyClient  # noqa: E402
-from alloysync.client.pacing import LocalPacer, Pacer  # noqa: E402
-from alloysync.models import SyncRun  # noqa: E402
+from alloysync.models import RateBudget, SyncRun  # noqa: E402
+from alloysync.pacing import shared_pacer  # noqa: E402
 from alloysync.sync import alloy_sync  # noqa: E402
 from scheduler.models import Job  # noqa: E402
 
@@ -63,14 +63,11 @@ from scheduler.models import Job  # noqa: E402
 NO_CHANGE_MAX_REQUESTS = 3
 
 
-def make_pacer() -> Pacer:
-    """The deployment's shared pacer when alloysync.pacing provides one, else a pacer of this process."""
-    try:
-        from alloysync.pacing import shared_pacer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return LocalPacer()
-    pacer: Pacer = shared_pacer()
-    return pacer
+def fresh_tenant() -> None:
+    """Forget the previous part's jobs, syncs and shared rate budgets: each part has a fake Alloy of its own."""
+    Job.objects.all().delete()
+    SyncRun.objects.all().delete()
+    RateBudget.objects.all().delete()
 
 
 def edit_crons(server: fake_alloy.FakeAlloyServer, count: int, round_number: int) -> dict[str, str]:
@@ -157,12 +154,11 @@ class SizeResult:
 
 def bench_size(count: int, page_size: int, rate_limit: int) -> SizeResult:
     """Measure the syncs at one size, in a database emptied of the previous size's jobs."""
-    Job.objects.all().delete()
-    SyncRun.objects.all().delete()
+    fresh_tenant()
     server = start_fake(count, rate_limit)
     try:
         configure(server.url, page_size)
-        with AlloyClient(server.url, API_KEY, page_size=page_size, pacer=make_pacer()) as client:
+        with AlloyClient(server.url, API_KEY, page_size=page_size, pacer=shared_pacer()) as client:
             bench = SyncBench(server, client)
             first = bench.measure(None)
             no_change = (bench.measure(None), bench.measure(SyncRun.Mode.FULL))
@@ -203,8 +199,7 @@ def latency_step(args: argparse.Namespace) -> list[str]:
     """Edit -> schedule by polling and by webhook, on a fake of ``--latency-items`` items."""
     problems: list[str] = []
     count = args.latency_items
-    Job.objects.all().delete()
-    SyncRun.objects.all().delete()
+    fresh_tenant()
     server = start_fake(count, args.rate_limit)
     try:
         configure(server.url, args.page_size)
@@ -233,8 +228,7 @@ def latency_step(args: argparse.Namespace) -> list[str]:
 def write_back_step(args: argparse.Namespace) -> list[str]:
     if not args.write_runs:
         return []
-    Job.objects.all().delete()
-    SyncRun.objects.all().delete()
+    fresh_tenant()
     result = write_back.write_back_bench(
         args.write_runs, args.write_rate, args.rate_limit, args.write_interval, args.page_size
     )

@@ -45,12 +45,12 @@ RATE_WINDOW_SECONDS = 60.0
 REAL_DEFAULT_RATE = 30
 
 
-def configure_codes(rate: int) -> None:
-    settings.ALLOY_STATUS_ATTRIBUTE = CODES.status
-    settings.ALLOY_MESSAGE_ATTRIBUTE = CODES.message
-    settings.ALLOY_LAST_RUN_ATTRIBUTE = CODES.last_run
-    settings.ALLOY_NEXT_RUN_ATTRIBUTE = CODES.next_run
-    settings.ALLOY_RUN_NOW_ATTRIBUTE = ""
+def configure_codes(codes: WriteBackCodes, rate: int) -> None:
+    settings.ALLOY_STATUS_ATTRIBUTE = codes.status
+    settings.ALLOY_MESSAGE_ATTRIBUTE = codes.message
+    settings.ALLOY_LAST_RUN_ATTRIBUTE = codes.last_run
+    settings.ALLOY_NEXT_RUN_ATTRIBUTE = codes.next_run
+    settings.ALLOY_RUN_NOW_ATTRIBUTE = codes.run_now
     settings.ALLOY_WRITE_RATE = rate
 
 
@@ -144,16 +144,15 @@ def write_back_bench(count: int, rate: int, rate_limit: int, interval: float, pa
     server = start_fake(count, fake_limit, crons=YEARLY)
     try:
         configure(server.url, page_size)
-        configure_codes(0)  # the sync's first read: no writes yet
+        configure_codes(WriteBackCodes(), rate)  # write-back off for the first read: only the runs mark items
         run = alloy_sync(trigger=SyncRun.Trigger.COMMAND, mode=SyncRun.Mode.FULL).run
         if run.status != SyncRun.Status.SUCCEEDED:
             raise SystemExit(f"write-back bench: sync {run.status}: {run.message}")
         item_ids = [item["itemId"] for item in server.items]
         jobs = list(Job.objects.filter(source=Job.Source.ALLOY, external_id__in=item_ids, removed_at=None))
-        # Only the runs below should be written: forget what the sync may have marked.
         ItemState.objects.all().delete()
         ItemEdit.objects.all().delete()
-        configure_codes(rate)
+        configure_codes(CODES, rate)
         server.clear_requests()
         refused = rate_limited_total(server)
         edits_before = len(server.edits)
