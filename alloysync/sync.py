@@ -32,10 +32,11 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from alloysync.client import AlloyClient, AlloyError, AlloyItem, ItemQuery
+from alloysync.client import AlloyAuthError, AlloyClient, AlloyError, AlloyItem, AlloyRequestError, ItemQuery
 from alloysync.item_states import ItemObservation, item_observation, item_refusals_record, items_held_as_jobs
 from alloysync.mapping import AttributeCodes
 from alloysync.models import SyncRun
+from alloysync.pacing import shared_pacer
 from alloysync.plan import (
     ItemRules,
     SyncConfigError,
@@ -171,11 +172,21 @@ class SyncConfig:
         """Items of the design edited after ``since``, in every collection, flagged or not."""
         return replace(self.query, flag_attribute=None, collections=ALL_COLLECTIONS, edited_after=since)
 
-    def client(self, *, fail_fast: bool = False) -> AlloyClient:
+    def client(self, *, fail_fast: bool = False, max_retry_seconds: float = 120.0) -> AlloyClient:
         """A client for this configuration; ``fail_fast`` for runs by hand: a wrong ALLOY_BASE_URL
-        (a name that does not resolve, a refused connection) fails at once instead of being retried."""
+        (a name that does not resolve, a refused connection) fails at once instead of being retried.
+
+        Its requests are paced by Alloy's rate-limit headers through one budget per endpoint shared
+        by every process of the deployment (``alloysync.pacing``): syncs, webhook reads and writes alike.
+        """
         return AlloyClient(
-            self.base_url, self.api_key, timeout=self.timeout, page_size=self.page_size, fail_fast=fail_fast
+            self.base_url,
+            self.api_key,
+            timeout=self.timeout,
+            page_size=self.page_size,
+            fail_fast=fail_fast,
+            max_retry_seconds=max_retry_seconds,
+            pacer=shared_pacer(),
         )
 
 
@@ -326,7 +337,11 @@ def _read_and_apply(sync: _Sync, alloy: AlloyClient, config: SyncConfig) -> tupl
     sync.run.settings_digest = config.settings_digest
     if mode == SyncRun.Mode.ITEMS:
         sync.run.mode = mode
-        return _partial(sync, alloy, config, list(_items_by_id(alloy, sync.request.item_ids)), complete_count=False)
+        unread: list[dict[str, str]] = []
+        items = list(_items_by_id(alloy, sync.request.item_ids, unread))
+        status, message = _partial(sync, alloy, config, items, complete_count=False)
+        sync.plan.errors += unread  # listed in the record, but no refusal of the item's definition
+        return status, message
     since = None if mode == SyncRun.Mode.FULL else _incremental_since(config)
     if since is not None:
         sync.run.mode = SyncRun.Mode.INCREMENTAL
@@ -366,10 +381,23 @@ def _partial(
     return status, message
 
 
-def _items_by_id(alloy: AlloyClient, item_ids: Sequence[str]) -> Iterator[AlloyItem | str]:
-    # A bare id: Alloy says there is no such item.
+def _items_by_id(
+    alloy: AlloyClient, item_ids: Sequence[str], errors: list[dict[str, str]]
+) -> Iterator[AlloyItem | str]:
+    """Each item read by id; a bare id where Alloy says there is no such item.
+
+    Alloy refusing one item (a 400 or 403 for that id: Alloy's permissions can be per item) is that
+    item's error in ``errors`` and changes nothing of its job: the other items are still read. A
+    refused key (401) or an outage fails the read.
+    """
     for item_id in item_ids:
-        item = alloy.get_item(item_id)
+        try:
+            item = alloy.get_item(item_id)
+        except (AlloyRequestError, AlloyAuthError) as exc:
+            if exc.status_code == 401:
+                raise  # the key itself is refused: every read would be
+            errors.append({"item_id": item_id, "title": item_id, "message": f"Alloy refused to read it: {exc}"})
+            continue
         yield item if item is not None else item_id
 
 

@@ -421,11 +421,4 @@ def _failed(row: ItemState, dirty_since: datetime, exc: AlloyError, moment: date
 def _client() -> AlloyClient:
     from alloysync.sync import SyncConfig  # the sync's settings, read when a pass needs them
 
-    config = SyncConfig.from_settings()
-    return AlloyClient(
-        config.base_url,
-        config.api_key,
-        timeout=config.timeout,
-        page_size=config.page_size,
-        max_retry_seconds=_CLIENT_RETRY_SECONDS,
-    )
+    return SyncConfig.from_settings().client(max_retry_seconds=_CLIENT_RETRY_SECONDS)

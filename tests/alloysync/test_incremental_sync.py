@@ -235,3 +235,15 @@ def test_a_change_of_settings_that_give_items_their_meaning_calls_for_a_full_rea
     assert (run.mode, run.updated) == ("full", 3)
     assert {job.timezone for job in jobs().values()} == {"Europe/London"}
     assert sync().mode == "incremental"
+
+
+def test_one_named_item_alloy_refuses_to_read_is_its_error_and_the_others_are_applied(alloy):
+    fill(alloy, 3)
+    sync()
+    alloy.edit_item(item_id(2), {SAMPLE_CRON_ATTRIBUTE: "0 9 * * *"})
+    alloy.faults.fail_next(1, status=403)  # the first GET is refused, as for an item the key may not read
+    run = alloy_sync_items([item_id(3), item_id(2)]).run
+    assert (run.status, run.invalid, run.updated) == ("succeeded", 1, 1)
+    assert "Alloy refused to read it" in run.errors[0]["message"]
+    assert jobs()[item_id(3)].periodic_task is not None and jobs()[item_id(3)].sync_error == ""
+    assert jobs()[item_id(2)].cron == "0 9 * * *"
