@@ -4,6 +4,7 @@
 - ``server_wait``: a child server answers on its port, or why it did not (the last line of its log).
 - ``demo_sync``: the demo's first sync (``demo_sync_config``: from the fake Alloy's sample design),
   waiting a bounded time while another sync holds the lock.
+- ``alloy_shows`` and ``wait_for_alloy``: what the fake Alloy now holds on an item (the round trip).
 - ``tcp_port`` and ``seconds``: the command's option types, refusing a bad value with a message.
 """
 
@@ -16,13 +17,14 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from django.conf import settings
 from django.core.management.base import CommandError
 
 from alloysync import fake_alloy
-from alloysync.client import ItemQuery
+from alloysync.client import AlloyClient, ItemQuery
 from alloysync.mapping import AttributeCodes
 from alloysync.models import SyncRun
 from alloysync.sync import SYNC_LEASE, SyncAlreadyRunning, SyncConfig, SyncOutcome, alloy_sync
@@ -157,7 +159,28 @@ def demo_sync_config(url: str) -> SyncConfig:
         timeout=10,
         max_removal_fraction=settings.ALLOY_MAX_REMOVAL_FRACTION,
         default_timezone=settings.JOB_DEFAULT_TIMEZONE,
+        observed_codes=tuple(fake_alloy.sample_write_back_settings().values()),
     )
+
+
+def alloy_shows(url: str, item_id: str, code: str) -> Any:
+    """The value of attribute ``code`` on the fake Alloy's item, as Alloy now holds it (None if none)."""
+    with AlloyClient(url, fake_alloy.DEMO_API_KEY, timeout=5, max_retry_seconds=5) as client:
+        item = client.get_item(item_id)
+    return item.attribute(code) if item is not None else None
+
+
+def wait_for_alloy(
+    url: str, item_id: str, code: str, done: Callable[[Any], bool], *, timeout: float, alive: Callable[[], None]
+) -> Any:
+    """The attribute's value once ``done(value)``, polling the fake Alloy each second; None after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = alloy_shows(url, item_id, code)
+        if done(value) or time.monotonic() >= deadline:
+            return value if done(value) else None
+        alive()
+        time.sleep(1)
 
 
 def demo_sync(config: SyncConfig, *, wait: float, say: Callable[[str], None]) -> SyncOutcome | None:

@@ -31,6 +31,11 @@ from alloysync.fake_alloy.samples import (
     SAMPLE_DESIGN_CODE,
     SAMPLE_FLAG_ATTRIBUTE,
     SAMPLE_ITEMS_PATH,
+    SAMPLE_LAST_RUN_ATTRIBUTE,
+    SAMPLE_MESSAGE_ATTRIBUTE,
+    SAMPLE_NEXT_RUN_ATTRIBUTE,
+    SAMPLE_RUN_NOW_ATTRIBUTE,
+    SAMPLE_STATUS_ATTRIBUTE,
     SAMPLE_STEPS_ATTRIBUTE,
     SAMPLE_TIMEZONE_ATTRIBUTE,
     TITLE_ATTRIBUTE,
@@ -38,6 +43,7 @@ from alloysync.fake_alloy.samples import (
     make_item,
     new_hex_id,
     sample_alloy_settings,
+    sample_write_back_settings,
 )
 from alloysync.fake_alloy.server import FakeAlloyServer, RequestRecord
 from alloysync.fake_alloy.store import ItemEdit, ItemEvent, ItemStore
@@ -52,6 +58,11 @@ __all__ = [
     "SAMPLE_DESIGN_CODE",
     "SAMPLE_FLAG_ATTRIBUTE",
     "SAMPLE_ITEMS_PATH",
+    "SAMPLE_LAST_RUN_ATTRIBUTE",
+    "SAMPLE_MESSAGE_ATTRIBUTE",
+    "SAMPLE_NEXT_RUN_ATTRIBUTE",
+    "SAMPLE_RUN_NOW_ATTRIBUTE",
+    "SAMPLE_STATUS_ATTRIBUTE",
     "SAMPLE_STEPS_ATTRIBUTE",
     "SAMPLE_TIMEZONE_ATTRIBUTE",
     "TITLE_ATTRIBUTE",
@@ -75,5 +86,6 @@ __all__ = [
     "new_hex_id",
     "parse_alloy_datetime",
     "sample_alloy_settings",
+    "sample_write_back_settings",
     "serve",
 ]

@@ -18,6 +18,12 @@ SAMPLE_FLAG_ATTRIBUTE = "attributes_scheduledJobsIsJob_65f0c0ffee0000000000abce"
 SAMPLE_CRON_ATTRIBUTE = "attributes_scheduledJobsCron_65f0c0ffee0000000000abcf"
 SAMPLE_STEPS_ATTRIBUTE = "attributes_scheduledJobsSteps_65f0c0ffee0000000000abd0"
 SAMPLE_TIMEZONE_ATTRIBUTE = "attributes_scheduledJobsTimezone_65f0c0ffee0000000000abd1"
+# Attributes alloysync writes each job's state onto (ALLOY_STATUS_ATTRIBUTE and the others).
+SAMPLE_STATUS_ATTRIBUTE = "attributes_scheduledJobsStatus_65f0c0ffee0000000000abd2"
+SAMPLE_MESSAGE_ATTRIBUTE = "attributes_scheduledJobsMessage_65f0c0ffee0000000000abd3"
+SAMPLE_LAST_RUN_ATTRIBUTE = "attributes_scheduledJobsLastRun_65f0c0ffee0000000000abd4"
+SAMPLE_NEXT_RUN_ATTRIBUTE = "attributes_scheduledJobsNextRun_65f0c0ffee0000000000abd5"
+SAMPLE_RUN_NOW_ATTRIBUTE = "attributes_scheduledJobsRunNow_65f0c0ffee0000000000abd6"
 SAMPLE_ITEMS_PATH = Path(__file__).with_name("sample_items.json")
 # Not a secret: the key the demo uses when ALLOY_API_KEY is not set.
 DEMO_API_KEY = "00000000-0000-4000-8000-0000000de770"
@@ -34,6 +40,17 @@ def sample_alloy_settings(url: str, api_key: str) -> dict[str, str]:
         "ALLOY_STEPS_ATTRIBUTE": SAMPLE_STEPS_ATTRIBUTE,
         "ALLOY_TIMEZONE_ATTRIBUTE": SAMPLE_TIMEZONE_ATTRIBUTE,
         "ALLOY_TITLE_ATTRIBUTE": TITLE_ATTRIBUTE,
+    }
+
+
+def sample_write_back_settings() -> dict[str, str]:
+    """The ALLOY_*_ATTRIBUTE settings that make alloysync write each job's state onto the sample items."""
+    return {
+        "ALLOY_STATUS_ATTRIBUTE": SAMPLE_STATUS_ATTRIBUTE,
+        "ALLOY_MESSAGE_ATTRIBUTE": SAMPLE_MESSAGE_ATTRIBUTE,
+        "ALLOY_LAST_RUN_ATTRIBUTE": SAMPLE_LAST_RUN_ATTRIBUTE,
+        "ALLOY_NEXT_RUN_ATTRIBUTE": SAMPLE_NEXT_RUN_ATTRIBUTE,
+        "ALLOY_RUN_NOW_ATTRIBUTE": SAMPLE_RUN_NOW_ATTRIBUTE,
     }
 
 

@@ -62,6 +62,12 @@ def test_the_demo_shows_a_sync_and_a_scheduled_run_then_stops_everything_on_ctrl
     assert re.search(r"Admin: http://127\.0\.0\.1:\d+/admin/  user: admin  password: \S+", text)
     assert re.search(r"Run \d+ of 'Every-minute smoke test': succeeded \(trigger: schedule", text)
     assert "  step 1 examples.echo {'message': 'smoke test ok'}: succeeded -> 'smoke test ok'" in text
+    # The way back: the fake Alloy holds what the worker wrote onto the items.
+    assert "Alloy now shows on 'Broken: minute out of range' (written back by the worker): status invalid" in text
+    assert "out of range: 61 is not in 0-59; not scheduled until the item is fixed" in text
+    assert "Alloy now shows on 'Every-minute smoke test': status succeeded" in text
+    assert re.search(r"  message: last run succeeded at \d{4}-\d\d-\d\d \d\d:\d\d UTC after", text)
+    assert re.search(r"  last run: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text)
     assert text.rstrip().endswith("Stopped.")
     pids = [int(pid) for pid in re.search(r"\(pids ([\d, ]+)\)", text).group(1).split(", ")]
     assert len(pids) == 4

@@ -3,7 +3,9 @@
 Migrates, creates an admin login, then starts the bundled fake Alloy (sample items), a Celery
 worker, beat and the admin web server as child processes, all on the embedded broker and SQLite.
 It syncs once and prints the summary and the invalid sample items, then waits for beat to send the
-every-minute sample job and prints that run with its steps. Ctrl-C stops every process it started.
+every-minute sample job and prints that run with its steps. Then it shows the way back: what the
+fake Alloy now holds on those items, written there by the worker (the refusal on an invalid item,
+the sample job's status after its run). Ctrl-C stops every process it started.
 Child processes log to VAR_DIR/logs/.
 
 What can stand in its way is said on the terminal, with what to do (``alloysync.demo_steps``): a taken
@@ -35,12 +37,14 @@ from django.utils import timezone
 from alloysync import fake_alloy
 from alloysync.demo_steps import (
     admin_port_check,
+    alloy_shows,
     demo_sync,
     demo_sync_config,
     port_advice,
     seconds,
     server_wait,
     tcp_port,
+    wait_for_alloy,
 )
 from alloysync.models import SyncRun
 from alloysync.sync import SyncOutcome
@@ -68,6 +72,9 @@ class Command(BaseCommand):
         admin_port_check(port)  # before anything starts, and long before a login for it is printed
         _stop_on_signals()
         call_command("migrate", verbosity=0)
+        # The demo's own sync marks items for write-back, as a worker's would with these settings.
+        for name, value in fake_alloy.sample_write_back_settings().items():
+            setattr(settings, name, value)
         password = self._admin_password()
         logs = settings.VAR_DIR / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -76,7 +83,9 @@ class Command(BaseCommand):
             try:
                 url = self._start_fake_alloy(processes, logs)
                 environment = {**os.environ, **fake_alloy.sample_alloy_settings(url, fake_alloy.DEMO_API_KEY)}
+                environment.update(fake_alloy.sample_write_back_settings())
                 environment["ALLOY_SYNC_INTERVAL"] = "60"
+                environment["WRITE_BACK_INTERVAL"] = "2"  # the way back shows within seconds
                 outcome = demo_sync(demo_sync_config(url), wait=sync_wait, say=self._warn)
                 if outcome is not None:
                     self._show_sync(outcome)
@@ -88,8 +97,12 @@ class Command(BaseCommand):
                 pids = ", ".join(str(process.pid) for process in processes)
                 self.stdout.write(f"Logs of the fake Alloy, worker, beat and web server (pids {pids}): {logs}/")
                 job = self._wait_for_job(processes, logs, timeout)
+                if outcome is not None and outcome.run.errors:
+                    self._show_refusal_in_alloy(url, outcome.run.errors[0], processes, logs)
                 self.stdout.write(f"Waiting for beat to send {job.name!r} ({job.cron}), due at the next minute...")
-                self._show_run(self._wait_for_run(job, started_at, processes, logs, timeout))
+                run = self._wait_for_run(job, started_at, processes, logs, timeout)
+                self._show_run(run)
+                self._show_state_in_alloy(url, run, processes, logs, timeout)
                 if not once:
                     self.stdout.write("Running; press Ctrl-C to stop.")
                     self._wait_while_running(processes, logs)
@@ -178,6 +191,50 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(summary))
         for step in run.steps.order_by("position"):
             self.stdout.write(f"  step {step.position} {step.function} {step.kwargs}: {step.status} -> {step.result!r}")
+
+    def _show_refusal_in_alloy(
+        self, url: str, error: dict[str, str], processes: list[subprocess.Popen[bytes]], logs: Path
+    ) -> None:
+        """What Alloy now shows on an invalid sample item: written there by the worker."""
+        message = wait_for_alloy(
+            url,
+            error["item_id"],
+            fake_alloy.SAMPLE_MESSAGE_ATTRIBUTE,
+            lambda value: bool(value),
+            timeout=30,
+            alive=lambda: _check_alive(processes, logs),
+        )
+        if message is None:
+            self._warn(f"Alloy does not show the refusal of {error['title']!r} yet; see the worker log in {logs}/")
+            return
+        status = alloy_shows(url, error["item_id"], fake_alloy.SAMPLE_STATUS_ATTRIBUTE)
+        self.stdout.write(f"Alloy now shows on {error['title']!r} (written back by the worker): status {status}")
+        self.stdout.write(f"  message: {message}")
+
+    def _show_state_in_alloy(
+        self, url: str, run: JobRun, processes: list[subprocess.Popen[bytes]], logs: Path, timeout: float
+    ) -> None:
+        """What Alloy now shows on the sample job's item after its run."""
+        status = wait_for_alloy(
+            url,
+            EVERY_MINUTE_ITEM,
+            fake_alloy.SAMPLE_STATUS_ATTRIBUTE,
+            lambda value: value == run.status,
+            timeout=min(timeout, 60),
+            alive=lambda: _check_alive(processes, logs),
+        )
+        if status is None:
+            self._warn(f"Alloy does not show run {run.pk}'s outcome yet; see the worker log in {logs}/")
+            return
+        message = wait_for_alloy(
+            url, EVERY_MINUTE_ITEM, fake_alloy.SAMPLE_MESSAGE_ATTRIBUTE, bool, timeout=5, alive=lambda: None
+        )
+        last_run = wait_for_alloy(
+            url, EVERY_MINUTE_ITEM, fake_alloy.SAMPLE_LAST_RUN_ATTRIBUTE, bool, timeout=5, alive=lambda: None
+        )
+        self.stdout.write(self.style.SUCCESS(f"Alloy now shows on {run.job.name!r}: status {status}"))
+        self.stdout.write(f"  message: {message}")
+        self.stdout.write(f"  last run: {last_run}")
 
     def _wait_while_running(self, processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
         while True:
