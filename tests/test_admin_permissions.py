@@ -32,7 +32,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alloysync.models import SyncRun
+from alloysync.models import ItemState, SyncRun
 from config import celery_app
 from scheduler.models import RUN_JOB_PERMISSION, Job, JobRun
 
@@ -193,6 +193,7 @@ def examples(make_job: Callable[..., Job], private_queue: str) -> dict[type[Mode
         Job: job,
         JobRun: JobRun.objects.create(job=with_history, trigger=JobRun.Trigger.COMMAND, status="succeeded"),
         SyncRun: SyncRun.objects.create(trigger="command", status="succeeded", started_at=now, finished_at=now),
+        ItemState: ItemState.objects.create(item_id="65f0c1a0e4d0a1b2c3d4e501", dirty_since=now, last_error="HTTP 503"),
         type(task): task,
         CrontabSchedule: CrontabSchedule.objects.create(minute="7", hour="7", timezone="UTC"),
         IntervalSchedule: IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS),
