@@ -212,6 +212,13 @@ ALLOY_FULL_SYNC_INTERVAL = seconds("ALLOY_FULL_SYNC_INTERVAL", 86400)
 ALLOY_SYNC_LOOK_BACK = seconds("ALLOY_SYNC_LOOK_BACK", 300)
 # Enables POST /alloy/webhook for Alloy workflows; a Secret like the API key (never shown).
 _ALLOY_WEBHOOK_SECRET = read_secret("ALLOY_WEBHOOK_SECRET", header_token=True)
+# Anyone who guesses it can make alloysync read Alloy on demand: refuse one short enough to guess.
+MIN_WEBHOOK_SECRET_CHARS = 16
+if _ALLOY_WEBHOOK_SECRET is not None and len(_ALLOY_WEBHOOK_SECRET) < MIN_WEBHOOK_SECRET_CHARS:
+    raise SettingError(
+        f"ALLOY_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_CHARS} characters, got "
+        f"{len(_ALLOY_WEBHOOK_SECRET)}: make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 ALLOY_WEBHOOK_SECRET = Secret(_ALLOY_WEBHOOK_SECRET) if _ALLOY_WEBHOOK_SECRET else None
 # Where each job's state is written back onto its item; each optional (empty: not written).
 ALLOY_STATUS_ATTRIBUTE = code("ALLOY_STATUS_ATTRIBUTE", "", example="attributes_scheduledJobsStatus")

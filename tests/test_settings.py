@@ -32,13 +32,14 @@ from tests.helpers import PROJECT_DIR
 
 # Every variable config/settings.py reads starts with one of these, or is one of SETTING_NAMES.
 SETTING_PREFIXES = ("DJANGO_", "ALLOY_", "JOB_", "BEAT_", "LOG_", "CELERY_")
-SETTING_NAMES = ("DATABASE_URL", "VAR_DIR")
+SETTING_NAMES = ("DATABASE_URL", "VAR_DIR", "WRITE_BACK_INTERVAL")
 VAR_DIR = str(Path(tempfile.gettempdir()) / "alloysync-test-settings")
 
 # Every number setting, what it may hold, and whether it must be whole.
 SECONDS = ["JOB_TIME_LIMIT", "JOB_CATCHUP_WINDOW", "JOB_HEARTBEAT_INTERVAL", "BEAT_LEASE_TTL"]
 SECONDS += ["ALLOY_TIMEOUT", "ALLOY_SYNC_INTERVAL", "JOB_LOST_AFTER"]
-WHOLE_NUMBERS = {"ALLOY_PAGE_SIZE": (1, 1000), "JOB_RESULT_MAX_BYTES": (1, 2**31 - 1)}
+SECONDS += ["ALLOY_FULL_SYNC_INTERVAL", "ALLOY_SYNC_LOOK_BACK", "WRITE_BACK_INTERVAL"]
+WHOLE_NUMBERS = {"ALLOY_PAGE_SIZE": (1, 1000), "JOB_RESULT_MAX_BYTES": (1, 2**31 - 1), "ALLOY_WRITE_RATE": (1, 6000)}
 WHOLE_NUMBERS["DJANGO_SECURE_HSTS_SECONDS"] = (0, 2**31 - 1)
 FLAGS = ["DJANGO_DEBUG", "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS"]
 FLAGS += ["DJANGO_SECURE_HSTS_PRELOAD", "ALLOY_ALLOW_PLAIN_HTTP"]
@@ -527,3 +528,28 @@ def test_a_base_url_with_a_query_or_fragment_is_refused_without_showing_them(url
 @pytest.mark.parametrize("zone", ["localtime", "posixrules", "right/UTC", "posix/Europe/London"])
 def test_a_default_zone_that_is_not_an_iana_name_is_refused(zone: str) -> None:
     assert refusal(JOB_DEFAULT_TIMEZONE=zone).startswith("JOB_DEFAULT_TIMEZONE must be an IANA time zone")
+
+
+def test_the_webhook_secret_is_a_secret_from_the_environment_or_a_file(tmp_path):
+    secret = "w" * 20 + "-webhook-secret"
+    read = read_settings(ALLOY_WEBHOOK_SECRET=secret)
+    assert isinstance(read["ALLOY_WEBHOOK_SECRET"], Secret) and read["ALLOY_WEBHOOK_SECRET"].reveal() == secret
+    assert secret not in repr(read["ALLOY_WEBHOOK_SECRET"])
+    secret_file = tmp_path / "webhook"
+    secret_file.write_text(secret + "\n")
+    assert read_settings(ALLOY_WEBHOOK_SECRET_FILE=str(secret_file))["ALLOY_WEBHOOK_SECRET"].reveal() == secret
+    assert read_settings()["ALLOY_WEBHOOK_SECRET"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("short", "ALLOY_WEBHOOK_SECRET must be at least 16 characters, got 5: make one with python -c"),
+        ("has a space in it, long enough", "ALLOY_WEBHOOK_SECRET must be"),
+        ("line\nbreak-and-long-enough", "ALLOY_WEBHOOK_SECRET must be"),
+    ],
+)
+def test_a_webhook_secret_that_cannot_work_or_is_guessable_stops_start_up(value, expected):
+    message = refusal(ALLOY_WEBHOOK_SECRET=value)
+    assert message.startswith(expected)
+    assert value not in message
