@@ -16,10 +16,13 @@ SYNC_TIME_LIMIT = 25 * 60
 
 
 @shared_task(name="alloysync.sync", time_limit=SYNC_TIME_LIMIT)
-def sync() -> str:
-    """The scheduled sync (beat sends it every ALLOY_SYNC_INTERVAL seconds)."""
+def sync(trigger: str = SyncRun.Trigger.SCHEDULE) -> str:
+    """The scheduled sync (beat sends it every ALLOY_SYNC_INTERVAL seconds), or one a webhook asked for
+    (``trigger="webhook"``); incremental unless a full read is due."""
+    if trigger not in (SyncRun.Trigger.SCHEDULE, SyncRun.Trigger.WEBHOOK):
+        trigger = SyncRun.Trigger.SCHEDULE  # a message from elsewhere cannot record itself as anything else
     try:
-        outcome = alloy_sync(trigger=SyncRun.Trigger.SCHEDULE)
+        outcome = alloy_sync(trigger=trigger)
     except SyncAlreadyRunning as exc:
         logger.info("alloysync.sync: %s", exc)
         return "skipped: another sync is running"

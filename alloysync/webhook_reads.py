@@ -130,13 +130,22 @@ def webhook_sync_queue() -> bool:
     if not lease_hold(name=WEBHOOK_SYNC_LEASE, holder=lease_holder(), ttl=WEBHOOK_SYNC_SPACING):
         return False
     # Like beat's entry: a sync still queued when the next scheduled one is due is pointless.
-    transaction.on_commit(lambda: _send(SYNC_TASK, countdown=READ_DELAY, expires=settings.ALLOY_SYNC_INTERVAL))
+    transaction.on_commit(
+        lambda: _send(
+            SYNC_TASK,
+            countdown=READ_DELAY,
+            expires=settings.ALLOY_SYNC_INTERVAL,
+            kwargs={"trigger": SyncRun.Trigger.WEBHOOK},  # the history says who asked
+        )
+    )
     return True
 
 
-def _send(task: str, *, countdown: float, expires: float | None = None) -> bool:
+def _send(task: str, *, countdown: float, expires: float | None = None, kwargs: dict[str, str] | None = None) -> bool:
     try:
-        current_app.send_task(task, countdown=countdown, expires=expires, retry=True, retry_policy=_PUBLISH_RETRY)
+        current_app.send_task(
+            task, kwargs=kwargs, countdown=countdown, expires=expires, retry=True, retry_policy=_PUBLISH_RETRY
+        )
     except (OperationalError, OSError) as exc:
         # The exception's text may quote the broker's address; its type is enough to act on.
         logger.warning(

@@ -112,6 +112,7 @@ def test_a_call_naming_no_item_queues_one_incremental_sync_for_a_burst(
     assert responses[0].json() == {"accepted": [], "read": "queued"}
     assert [name for name, _ in sent] == ["alloysync.sync"]
     assert sent[0][1]["expires"] > 0
+    assert sent[0][1]["kwargs"] == {"trigger": "webhook"}  # recorded as the webhook's, not beat's
     assert pending() == []
     # Once the spacing has passed, the next such call queues another.
     Lease.objects.filter(name=WEBHOOK_SYNC_LEASE).update(expires_at=timezone.now() - timedelta(seconds=1))

@@ -111,7 +111,7 @@ def test_a_call_naming_no_item_runs_an_incremental_sync(alloy, worker, live_serv
     assert (response.status_code, response.json()) == (202, {"accepted": [], "read": "queued"})
     wait_showing_logs(lambda: job(1).cron == "0 6 * * *", worker, "the sync")
     run = SyncRun.objects.exclude(trigger="command").get()
-    assert (run.mode, run.status, run.updated) == ("incremental", "succeeded", 1)
+    assert (run.trigger, run.mode, run.status, run.updated) == ("webhook", "incremental", "succeeded", 1)
 
 
 def test_a_wrong_secret_over_http_changes_nothing(alloy, worker, live_server):
