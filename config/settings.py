@@ -254,6 +254,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    # Web requests publish too (the webhook, "run now"): a broker host that does not answer must cost
+    # them seconds, not the operating system's TCP timeout. kombu's Redis transport has none by default.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5}
+# The same bound for AMQP (its default is 4 s); stated so that both brokers say it.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-timeout
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # One queue for this service's tasks, named so that several deployments (or a test run) can share

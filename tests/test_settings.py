@@ -553,3 +553,20 @@ def test_a_webhook_secret_that_cannot_work_or_is_guessable_stops_start_up(value,
     message = refusal(ALLOY_WEBHOOK_SECRET=value)
     assert message.startswith(expected)
     assert value not in message
+
+
+@pytest.mark.timeout(60)
+def test_publishing_to_a_broker_host_that_does_not_answer_gives_up_in_seconds():
+    # Web requests publish (the webhook, "run now"): a black-holed broker must not hold them for the
+    # operating system's TCP timeout. 10.255.255.1 is a private address nothing here answers on.
+    script = (
+        "import time, django; django.setup(); from celery import current_app; t = time.monotonic()\n"
+        "try:\n    current_app.send_task('alloysync.sync', retry=False)\n"
+        "except Exception as exc:\n    print(type(exc).__name__, round(time.monotonic() - t, 1))\n"
+    )
+    env = clean_environment(DJANGO_SETTINGS_MODULE="config.settings", CELERY_BROKER_URL="redis://10.255.255.1:6379/0")
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=50
+    )
+    name, seconds = done.stdout.split()
+    assert name == "OperationalError" and float(seconds) < 15, done.stdout + done.stderr
