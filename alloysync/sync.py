@@ -33,7 +33,13 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from alloysync.client import AlloyAuthError, AlloyClient, AlloyError, AlloyItem, AlloyRequestError, ItemQuery
-from alloysync.item_states import ItemObservation, item_observation, item_refusals_record, items_held_as_jobs
+from alloysync.item_states import (
+    ItemObservation,
+    item_id_storable,
+    item_observation,
+    item_refusals_record,
+    items_held_as_jobs,
+)
 from alloysync.mapping import AttributeCodes
 from alloysync.models import SyncRun
 from alloysync.pacing import shared_pacer
@@ -371,10 +377,13 @@ def _partial(
     ids = [entry if isinstance(entry, str) else entry.item_id for entry in items]
     sync_plan_fill_changed(plan, items, job_states_for_source(Job.Source.ALLOY, ids), config.item_rules, config.is_job)
     read = [item for item in items if isinstance(item, AlloyItem)]
-    observations = [item_observation(item, config.observed_codes) for item in read]
+    observations = [seen for item in read if (seen := item_observation(item, config.observed_codes)) is not None]
+    # Counted before anything is applied: a count Alloy refuses or garbles fails the read, and a
+    # failed read changes nothing.
+    counted = alloy.count_items(config.query) if complete_count else None
     status, message = _apply(sync, config, complete=False, observations=observations)
-    if complete_count and status == SyncRun.Status.SUCCEEDED:
-        counted, held = alloy.count_items(config.query), items_held_as_jobs()
+    if counted is not None and status == SyncRun.Status.SUCCEEDED:
+        held = items_held_as_jobs()
         if counted != held:
             plan.notes.append(f"{_COUNT_NOTE} {counted} items that are jobs, alloysync holds {held}: read them all")
             message = "; ".join(plan.notes)
@@ -442,11 +451,21 @@ def _after_apply(
     """Tell write-back what this read saw in Alloy and changed here; queue the runs asked for in Alloy."""
     if not config.observed_codes:
         return  # write-back and run-now are off: nothing to note
-    changed = _changed_item_ids(sync.plan, changed_refusals)
+    changed = {item_id for item_id in _changed_item_ids(sync.plan, changed_refusals) if item_id_storable(item_id)}
     # A read begun before a write-back of ours landed must not be taken for Alloy's newer word.
     read_at = sync.run.started_at
-    write_back_observe(observations, changed, read_at=read_at)
-    run_now_observe(observations, read_at=read_at)
+    try:
+        with transaction.atomic():
+            write_back_observe(observations, changed, read_at=read_at)
+            run_now_observe(observations, read_at=read_at)
+    except DatabaseError as exc:
+        # The jobs are written and committed: this sync succeeded. What Alloy shows is noted again
+        # by the next read; say so rather than call the whole sync failed.
+        logger.exception("sync %s: could not note what Alloy shows for write-back", sync.run.pk)
+        sync.plan.notes.append(
+            f"the jobs were applied, but noting what Alloy shows for write-back failed ({type(exc).__name__}); "
+            "the next sync notes it again"
+        )
 
 
 def _record_refusals(plan: SyncPlan, outcome: AppliedChanges) -> None:
@@ -493,7 +512,8 @@ def _read_all_into(
 
 def _observed(items: Iterator[AlloyItem], codes: tuple[str, ...], into: list[ItemObservation]) -> Iterator[AlloyItem]:
     for item in items:
-        into.append(item_observation(item, codes))
+        if (seen := item_observation(item, codes)) is not None:
+            into.append(seen)
         yield item
 
 

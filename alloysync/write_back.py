@@ -29,8 +29,21 @@ from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from alloysync.client import AlloyAuthError, AlloyClient, AlloyError, AlloyItem, AlloyUnavailableError
-from alloysync.item_states import ItemObservation
+from alloysync.client import (
+    AlloyAuthError,
+    AlloyClient,
+    AlloyError,
+    AlloyItem,
+    AlloyUnavailableError,
+    item_not_found,
+)
+from alloysync.item_states import (
+    COLLECTION_CHARS,
+    MAX_OBSERVED_BYTES,
+    SIGNATURE_CHARS,
+    ItemObservation,
+    kept_or_unknown,
+)
 from alloysync.models import ItemEdit, ItemState
 from alloysync.write_back_state import (
     JobStatus,
@@ -43,6 +56,7 @@ from alloysync.write_back_state import (
 )
 from scheduler.leases import lease_hold, lease_holder, lease_release
 from scheduler.models import Job, JobRun
+from scheduler.storable import storable_json
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +381,7 @@ def _send(alloy: AlloyClient, row: ItemState, changes: dict[str, Any], moment: d
             attributes=changes,
         )
     except AlloyError as exc:
-        if exc.status_code == 404 or exc.category == "ItemNotFound":
+        if item_not_found(exc):  # Alloy's own word only: a proxy's 404 is a failure to retry
             return None
         raise
     finally:
@@ -377,11 +391,12 @@ def _send(alloy: AlloyClient, row: ItemState, changes: dict[str, Any], moment: d
 
 def _landed(row: ItemState, item: AlloyItem, codes: WriteBackCodes, changes: dict[str, Any], moment: datetime) -> None:
     """Record what Alloy now shows. Writing the run-now attribute false ends the pending request."""
-    written = {code: item.attribute(code) for code in codes.all}
+    # What Alloy answers is Alloy's: kept in a form the database stores, like any observation.
+    written = {code: storable_json(item.attribute(code), max_bytes=MAX_OBSERVED_BYTES) for code in codes.all}
     update: dict[str, Any] = {
         "written": written,
-        "signature": item.signature,
-        "collection": item.collection or row.collection,
+        "signature": kept_or_unknown(item.signature, SIGNATURE_CHARS),
+        "collection": kept_or_unknown(item.collection, COLLECTION_CHARS) or row.collection,
         "written_at": moment,
         "next_attempt_at": None,
         "attempts": 0,

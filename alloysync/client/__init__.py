@@ -25,7 +25,7 @@ What we know of the API (and what is only assumed) is in ``docs/alloy-api.md``.
 
 from alloysync.client.answers import MAX_ANSWER_BYTES, MAX_JSON_DEPTH
 from alloysync.client.aqs import ItemQuery, alloy_datetime, build_count_aqs, build_query_aqs
-from alloysync.client.client import MAX_PAGE, AlloyClient
+from alloysync.client.client import MAX_PAGE, AlloyClient, item_not_found
 from alloysync.client.errors import (
     AlloyAuthError,
     AlloyError,
@@ -80,6 +80,7 @@ __all__ = [
     "build_count_aqs",
     "build_query_aqs",
     "endpoint_key",
+    "item_not_found",
     "parse_alloy_timestamp",
     "parse_item",
     "rate_limit_wait",

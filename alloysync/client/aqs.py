@@ -72,6 +72,11 @@ def build_count_aqs(query: ItemQuery) -> dict[str, Any]:
     }
 
 
+#: More items than any tenant holds (about 10,000 pages of 100 per window of 100 pages): a count
+#: beyond it is a garbled answer.
+MAX_COUNT = 10**9
+
+
 def count_from_answer(body: dict[str, Any]) -> int:
     """The count in Alloy's answer to a ``build_count_aqs`` body; ``AlloyResponseError`` if it has none."""
     try:
@@ -82,6 +87,10 @@ def count_from_answer(body: dict[str, Any]) -> int:
         count = int(count)
     if isinstance(count, bool) or not isinstance(count, int):
         raise AlloyResponseError(f"Alloy's count is {json_type(count)}, not a whole number.")
+    if not 0 <= count <= MAX_COUNT:
+        # Not a count of items any tenant holds: a garbled answer, which must not drive a full read.
+        shown = str(count) if abs(count) < 10**20 else f"a number of {len(str(abs(count)))} digits"
+        raise AlloyResponseError(f"Alloy's count is {shown}, not a number of items from 0 to {MAX_COUNT:,}.")
     return count
 
 

@@ -20,6 +20,7 @@ import httpx
 from alloysync.client.answers import MAX_ANSWER_BYTES, Answer, error_details, parse_json, read_answer
 from alloysync.client.aqs import ItemQuery, build_count_aqs, build_query_aqs, count_from_answer
 from alloysync.client.errors import (
+    AlloyError,
     AlloyRequestError,
     AlloyResponseError,
     TransientFault,
@@ -42,6 +43,7 @@ MAX_PAGE = 100
 
 _USER_AGENT = "alloysync"
 _ITEM_SIGNATURE_MISMATCH = "ItemSignatureMismatch"
+_ITEM_NOT_FOUND = "ItemNotFound"
 
 
 class AlloyClient:
@@ -138,11 +140,16 @@ class AlloyClient:
         return count_from_answer(self._request_json("POST", "/api/aqs/statistics", json=build_count_aqs(query)))
 
     def get_item(self, item_id: str) -> AlloyItem | None:
-        """The item, or None when Alloy says it does not exist (404)."""
+        """The item, or None when Alloy says it does not exist: a 404 whose error category is
+        ``ItemNotFound``.
+
+        Any other 404 (a proxy's or a maintenance page, a wrong base path) raises AlloyRequestError:
+        callers remove a job for "does not exist", so only Alloy's own word may say it.
+        """
         try:
             body = self._request_json("GET", f"/api/item/{_quote(item_id)}")
         except AlloyRequestError as exc:
-            if exc.status_code == 404:
+            if item_not_found(exc):
                 return None
             raise
         return envelope_item(body, f"GET /api/item/{item_id}")
@@ -303,6 +310,11 @@ class AlloyClient:
         # Belt and braces: nothing we build contains the key, but server text and httpx messages are
         # not ours; make sure neither can carry it into logs or exceptions.
         return text.replace(self._api_key, "[redacted]")
+
+
+def item_not_found(error: AlloyError) -> bool:
+    """Whether ``error`` is Alloy saying the item does not exist (404, category ``ItemNotFound``)."""
+    return error.status_code == 404 and error.category == _ITEM_NOT_FOUND
 
 
 def _unseen(items: list[AlloyItem], seen: set[str]) -> Iterator[AlloyItem]:
