@@ -214,11 +214,17 @@ ALLOY_SYNC_LOOK_BACK = seconds("ALLOY_SYNC_LOOK_BACK", 300)
 _ALLOY_WEBHOOK_SECRET = read_secret("ALLOY_WEBHOOK_SECRET", header_token=True)
 # Anyone who guesses it can make alloysync read Alloy on demand: refuse one short enough to guess.
 MIN_WEBHOOK_SECRET_CHARS = 16
-if _ALLOY_WEBHOOK_SECRET is not None and len(_ALLOY_WEBHOOK_SECRET) < MIN_WEBHOOK_SECRET_CHARS:
+_MAKE_ONE = "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+if _ALLOY_WEBHOOK_SECRET is not None and (
+    len(_ALLOY_WEBHOOK_SECRET) < MIN_WEBHOOK_SECRET_CHARS or len(set(_ALLOY_WEBHOOK_SECRET)) < 5
+):
     raise SettingError(
-        f"ALLOY_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_CHARS} characters, got "
-        f"{len(_ALLOY_WEBHOOK_SECRET)}: make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        f"ALLOY_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_CHARS} characters with at least 5 different "
+        f"ones, got {len(_ALLOY_WEBHOOK_SECRET)} (the secret is not shown): {_MAKE_ONE}"
     )
+# Alloy workflows keep it in a Key Item readable by the customer's workflow authors: not the API key.
+if _ALLOY_WEBHOOK_SECRET is not None and _ALLOY_WEBHOOK_SECRET == _ALLOY_API_KEY:
+    raise SettingError(f"ALLOY_WEBHOOK_SECRET must not be the same as ALLOY_API_KEY: {_MAKE_ONE}")
 ALLOY_WEBHOOK_SECRET = Secret(_ALLOY_WEBHOOK_SECRET) if _ALLOY_WEBHOOK_SECRET else None
 # Where each job's state is written back onto its item; each optional (empty: not written).
 ALLOY_STATUS_ATTRIBUTE = code("ALLOY_STATUS_ATTRIBUTE", "", example="attributes_scheduledJobsStatus")
@@ -226,6 +232,31 @@ ALLOY_MESSAGE_ATTRIBUTE = code("ALLOY_MESSAGE_ATTRIBUTE", "", example="attribute
 ALLOY_LAST_RUN_ATTRIBUTE = code("ALLOY_LAST_RUN_ATTRIBUTE", "", example="attributes_scheduledJobsLastRun")
 ALLOY_NEXT_RUN_ATTRIBUTE = code("ALLOY_NEXT_RUN_ATTRIBUTE", "", example="attributes_scheduledJobsNextRun")
 ALLOY_RUN_NOW_ATTRIBUTE = code("ALLOY_RUN_NOW_ATTRIBUTE", "", example="attributes_scheduledJobsRunNow")
+# alloysync writes these attributes: one that is also read (the cron, the flag...) would be
+# overwritten with a state word, and two write-back settings on one attribute would fight.
+_READ_CODES = {
+    "ALLOY_JOB_FLAG_ATTRIBUTE": ALLOY_JOB_FLAG_ATTRIBUTE,
+    "ALLOY_CRON_ATTRIBUTE": ALLOY_CRON_ATTRIBUTE,
+    "ALLOY_STEPS_ATTRIBUTE": ALLOY_STEPS_ATTRIBUTE,
+    "ALLOY_TIMEZONE_ATTRIBUTE": ALLOY_TIMEZONE_ATTRIBUTE,
+    "ALLOY_TITLE_ATTRIBUTE": ALLOY_TITLE_ATTRIBUTE,
+}
+_WRITTEN_CODES = {
+    "ALLOY_STATUS_ATTRIBUTE": ALLOY_STATUS_ATTRIBUTE,
+    "ALLOY_MESSAGE_ATTRIBUTE": ALLOY_MESSAGE_ATTRIBUTE,
+    "ALLOY_LAST_RUN_ATTRIBUTE": ALLOY_LAST_RUN_ATTRIBUTE,
+    "ALLOY_NEXT_RUN_ATTRIBUTE": ALLOY_NEXT_RUN_ATTRIBUTE,
+    "ALLOY_RUN_NOW_ATTRIBUTE": ALLOY_RUN_NOW_ATTRIBUTE,
+}
+_claimed: dict[str, str] = {code: name for name, code in _READ_CODES.items() if code}
+for _name, _code in _WRITTEN_CODES.items():
+    if _code and _code in _claimed:
+        raise SettingError(
+            f"{_name} must be an attribute of its own, but {_claimed[_code]} names the same one ({_code!r}): "
+            f"alloysync writes {_name} and would overwrite it"
+        )
+    if _code:
+        _claimed[_code] = _name
 # Item edits a minute alloysync may send; the rest of Alloy's per-endpoint limit is the customer's.
 ALLOY_WRITE_RATE = whole_number("ALLOY_WRITE_RATE", 30, maximum=6000)
 # How often beat asks a worker to write pending states back (a pass is cheap when nothing is pending).

@@ -544,7 +544,7 @@ def test_the_webhook_secret_is_a_secret_from_the_environment_or_a_file(tmp_path)
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("short", "ALLOY_WEBHOOK_SECRET must be at least 16 characters, got 5: make one with python -c"),
+        ("short", "ALLOY_WEBHOOK_SECRET must be at least 16 characters with at least 5 different ones, got 5"),
         ("has a space in it, long enough", "ALLOY_WEBHOOK_SECRET must be"),
         ("line\nbreak-and-long-enough", "ALLOY_WEBHOOK_SECRET must be"),
     ],
@@ -570,3 +570,39 @@ def test_publishing_to_a_broker_host_that_does_not_answer_gives_up_in_seconds():
     )
     name, seconds = done.stdout.split()
     assert name == "OperationalError" and float(seconds) < 15, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"ALLOY_CRON_ATTRIBUTE": "attributes_jobsCron", "ALLOY_STATUS_ATTRIBUTE": "attributes_jobsCron"},
+            "ALLOY_STATUS_ATTRIBUTE must be an attribute of its own, but ALLOY_CRON_ATTRIBUTE names the same one",
+        ),
+        (
+            {"ALLOY_JOB_FLAG_ATTRIBUTE": "attributes_isJob", "ALLOY_RUN_NOW_ATTRIBUTE": "attributes_isJob"},
+            "ALLOY_RUN_NOW_ATTRIBUTE must be an attribute of its own, but ALLOY_JOB_FLAG_ATTRIBUTE names the same one",
+        ),
+        (
+            {"ALLOY_STATUS_ATTRIBUTE": "attributes_state", "ALLOY_MESSAGE_ATTRIBUTE": "attributes_state"},
+            "ALLOY_MESSAGE_ATTRIBUTE must be an attribute of its own, but ALLOY_STATUS_ATTRIBUTE names the same one",
+        ),
+        (
+            {"ALLOY_LAST_RUN_ATTRIBUTE": "attributes_itemsTitle"},
+            "ALLOY_LAST_RUN_ATTRIBUTE must be an attribute of its own, but ALLOY_TITLE_ATTRIBUTE names the same one",
+        ),
+    ],
+)
+def test_an_attribute_alloysync_writes_may_not_be_one_it_reads_or_another_it_writes(env, expected):
+    assert refusal(**env).startswith(expected)
+
+
+@pytest.mark.parametrize("secret", ["a" * 40, "abababababababababab"])
+def test_a_webhook_secret_of_few_different_characters_stops_start_up(secret):
+    message = refusal(ALLOY_WEBHOOK_SECRET=secret)
+    assert "at least 16 characters with at least 5 different ones" in message and secret not in message
+
+
+def test_the_webhook_secret_may_not_be_the_api_key():
+    message = refusal(ALLOY_WEBHOOK_SECRET=API_KEY, ALLOY_API_KEY=API_KEY)
+    assert message.startswith("ALLOY_WEBHOOK_SECRET must not be the same as ALLOY_API_KEY") and API_KEY not in message
