@@ -147,6 +147,8 @@ class SizeResult:
             found.append(f"a no-change incremental sync sent {self.no_change[0].requests} requests at {self.items:,d}")
         if self.no_change[0].mode != SyncRun.Mode.INCREMENTAL or self.changed[0].mode != SyncRun.Mode.INCREMENTAL:
             found.append("an incremental sync became a complete read")
+        if self.first.mode != SyncRun.Mode.FULL:
+            found.append(f"the first sync was {self.first.mode}, not a complete read")
         if self.wrong:
             found.append(f"{self.wrong} edited items' jobs do not hold the new cron")
         if self.jobs != self.items:
