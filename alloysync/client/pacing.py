@@ -24,7 +24,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import httpx
@@ -144,7 +144,9 @@ class LocalPacer:
     """Paces the threads of one process by ``policy``; the client's default. Thread-safe.
 
     ``clock`` returns an aware datetime (tests move it). Each endpoint's limit is taken as the largest
-    ``remaining + 1`` seen, ``DEFAULT_LIMIT`` until an answer shows more.
+    ``remaining + 1`` seen in its latest window, ``DEFAULT_LIMIT`` at least: learnt afresh each
+    window, so one answer that lies (``X-Rate-Limit-Remaining: 999999999``) cannot make every later
+    honest window look nearly spent.
     """
 
     def __init__(self, policy: PacingPolicy | None = None, *, clock: Callable[[], datetime] = utc_now) -> None:
@@ -152,7 +154,7 @@ class LocalPacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._budgets: dict[str, tuple[int, datetime]] = {}
-        self._limits: dict[str, int] = {}
+        self._limits: dict[str, tuple[datetime, int]] = {}  # endpoint -> (its window's reset, limit)
 
     def __repr__(self) -> str:
         return f"LocalPacer({len(self._budgets)} endpoints)"
@@ -172,20 +174,31 @@ class LocalPacer:
             return  # half a report: not enough to pace by
         now = self._clock()
         with self._lock:
-            self._limits[endpoint] = max(self._limits.get(endpoint, DEFAULT_LIMIT), remaining + 1)
+            self._limits[endpoint] = _window_limit(self._limits.get(endpoint), remaining, reset_at)
             merged = merged_budget(self._budgets.get(endpoint), remaining, reset_at, now)
             if merged is not None:
                 self._budgets[endpoint] = merged
 
     def limit(self, endpoint: str) -> int:
-        """The endpoint's limit a window, as far as its answers show it."""
-        return self._limits.get(endpoint, DEFAULT_LIMIT)
+        """The endpoint's limit a window, as far as the answers of its latest window show it."""
+        known = self._limits.get(endpoint)
+        return DEFAULT_LIMIT if known is None else known[1]
 
     def remaining(self, endpoint: str) -> int | None:
         """Requests this pacer believes are left in the endpoint's window; None when none is known."""
         with self._lock:
             budget = self._budgets.get(endpoint)
         return None if budget is None else budget[0]
+
+
+def _window_limit(known: tuple[datetime, int] | None, remaining: int, reset_at: datetime) -> tuple[datetime, int]:
+    """The limit after an answer of the window ending at ``reset_at`` said ``remaining``."""
+    seen = max(DEFAULT_LIMIT, remaining + 1)
+    if known is None or reset_at - known[0] > timedelta(seconds=SAME_WINDOW_SECONDS):
+        return reset_at, seen  # a later window: learnt afresh
+    if known[0] - reset_at > timedelta(seconds=SAME_WINDOW_SECONDS):
+        return known  # a slow answer from an earlier window teaches nothing now
+    return known[0], max(known[1], seen)
 
 
 def clamp_wait(seconds: float) -> float:

@@ -360,3 +360,17 @@ def test_a_client_reading_250_pages_under_alloys_limit_paces_instead_of_hitting_
     assert client.requests_made == 251  # not one retried
     assert client.paced_requests > 0
     assert 0 < client.paced_seconds < 10
+
+
+def test_one_answer_that_lies_about_the_limit_does_not_slow_the_windows_after_it():
+    # Found by trying it: one "X-Rate-Limit-Remaining: 999999999" made every honest window after it
+    # look nearly spent, and each request waited for the reset, for the life of the process.
+    start = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    clock = [start]
+    pacer = LocalPacer(clock=lambda: clock[0])
+    endpoint = "POST /api/aqs/query"
+    pacer.after(endpoint, 999_999_999, start + timedelta(seconds=60))
+    clock[0] = start + timedelta(seconds=61)
+    pacer.after(endpoint, 99, clock[0] + timedelta(seconds=59))
+    assert pacer.before(endpoint) == 0.0
+    assert pacer.limit(endpoint) == 100
