@@ -79,7 +79,7 @@ def _is_new_request(row: ItemState, observation: ItemObservation, read_at: datet
 def _queue_runs(requests: list[ItemObservation], now: datetime) -> int:
     jobs = {
         job.external_id: job
-        for job in Job.objects.filter(
+        for job in Job.objects.select_related("periodic_task").filter(
             source=Job.Source.ALLOY, external_id__in=[o.item_id for o in requests], periodic_task__isnull=False
         )
     }
@@ -98,6 +98,10 @@ def _queue_runs(requests: list[ItemObservation], now: datetime) -> int:
             ItemState.objects.filter(item_id=observation.item_id, dirty_since__isnull=True).update(dirty_since=now)
             if job is None:
                 logger.info("run now from Alloy ignored for item %s: no job to run", observation.item_id)
+                continue
+            if job.is_paused:
+                # Pause belongs to operators; whoever can edit the item in Alloy is not one.
+                logger.info("run now from Alloy ignored for item %s: job %s is paused", observation.item_id, job.pk)
                 continue
             run = job_run_now(job=job, trigger=JobRun.Trigger.ALLOY)
             queued += 1

@@ -88,7 +88,8 @@ def item_status(
 
     ``job`` is the item's job (removed ones included), ``refusal`` the item's own refusal when it has
     no job, ``last_run`` the job's latest succeeded or failed run. ``run_now_refused``: the run-now
-    attribute was set on an item that has no job to run, which the message then says.
+    attribute was set on an item whose job cannot run now (none, or paused by an operator), which
+    the message then says.
     """
     scheduled = job is not None and job.periodic_task is not None
     next_run = _next_run(job, now) if scheduled and job is not None and not job.is_paused else None
@@ -112,6 +113,8 @@ def item_status(
         status, text = STATUS_SCHEDULED, f"scheduled; next run {_local(next_run, zone)}"
     if run_now_refused and not scheduled:
         text = f"run now ignored: no job to run; {text}"
+    elif run_now_refused and status == STATUS_PAUSED:
+        text = f"run now ignored: {text}"
     return JobStatus(status, one_line(text), started, next_run)
 
 

@@ -118,13 +118,19 @@ def test_a_removed_job_gets_no_run(write_back_on, make_job, client):
     assert shown(write_back_on, item_id)[RUN_NOW] is False
 
 
-def test_a_paused_job_still_runs_when_asked_from_alloy(write_back_on, make_job):
+def test_a_paused_job_does_not_run_when_asked_from_alloy_and_the_item_says_why(write_back_on, make_job, client):
+    # Pause belongs to operators: someone who can edit the item in Alloy is not one.
     from scheduler.services import job_pause
 
     item_id = add_item(write_back_on, 1, **{RUN_NOW: True})
     job = alloy_job(make_job, item_id)
-    job_pause(job=job, note="n")
-    assert read(write_back_on, item_id) == 1
+    job_pause(job=job, note="do not run: the gully contractor is on site")
+    assert read(write_back_on, item_id) == 0
+    assert not JobRun.objects.exists()
+    write_back_pass(client=client)
+    values = shown(write_back_on, item_id)
+    assert values[RUN_NOW] is False
+    assert values[MESSAGE] == "run now ignored: paused by an operator: do not run: the gully contractor is on site"
 
 
 def test_without_the_run_now_setting_nothing_is_queued(write_back_on, make_job, settings):
