@@ -69,11 +69,13 @@ def _ids_from_body(body: bytes) -> list[Any]:
         return []
     try:
         # Iterated inside the try: a body nested almost to the parser's limit recurses here too.
-        return list(_ids_from_json(json.loads(text)))
+        return list(_ids_from_json(json.loads(text, object_pairs_hook=_JSONObject)))
     except RecursionError:
         raise WebhookCallError("the body's JSON is nested too deeply") from None
-    except ValueError:
-        pass  # not JSON (a form never is): a form or a plain id, perhaps
+    except ValueError as exc:
+        if text[:1] in "{[":  # meant as JSON: say what is wrong with it, not that it is no JSON
+            raise WebhookCallError(f"the body's JSON cannot be read: {str(exc)[:120]}") from None
+        # not JSON (a form never is): a form or a plain id, perhaps
     if "=" in text:
         return list(_ids_from_pairs(urllib.parse.parse_qsl(text, keep_blank_values=True)))
     if _ID_TOKEN.fullmatch(text):
@@ -81,20 +83,29 @@ def _ids_from_body(body: bytes) -> list[Any]:
     raise WebhookCallError('the body is neither JSON, a form nor one item id (send {"itemId": "..."})')
 
 
+class _JSONObject:
+    """A JSON object as all of its key-value pairs, repeated keys included (a dict keeps the last)."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+
 def _ids_from_json(value: Any) -> Iterator[Any]:
     """The ids in a JSON body: an object's item keys, each element of a list, or the value itself."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
+    if isinstance(value, _JSONObject):
+        for key, inner in value.pairs:  # every pair: {"itemId": a, "itemId": b} names both
             folded = _folded(key)
             if folded in _ONE_ID_KEYS:
                 yield inner
             elif folded in _LIST_KEYS:
                 yield from _list_values(inner)
             elif folded in _ITEM_KEYS:
-                yield from _ids_from_json(inner) if isinstance(inner, dict) else [inner]
+                yield from _ids_from_json(inner) if isinstance(inner, _JSONObject) else [inner]
     elif isinstance(value, list):
         for element in value:
-            yield from _ids_from_json(element) if isinstance(element, dict) else [element]
+            yield from _ids_from_json(element) if isinstance(element, _JSONObject) else [element]
     else:
         yield value
 
@@ -145,7 +156,7 @@ def _kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, float):
         return "a fractional number"
-    if isinstance(value, dict):
+    if isinstance(value, (dict, _JSONObject)):
         return "an object"
     if isinstance(value, list):
         return "a list"

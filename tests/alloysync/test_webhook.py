@@ -214,7 +214,7 @@ def test_a_chunked_body_the_server_left_encoded_is_411_not_taken_for_an_empty_ca
     [
         ('{"itemId": "' + "a" * 65 + '"}', "longer than the 64 characters"),
         ('{"itemId": true}', "not a boolean"),
-        ("{not json at all", "neither JSON"),
+        ("{not json at all", "the body's JSON cannot be read"),
         ('{"itemIds": [' + ",".join(f'"{n:024x}"' for n in range(1001)) + "]}", "at most 1000"),
     ],
 )

@@ -100,7 +100,7 @@ def test_a_utf8_byte_order_mark_is_tolerated():
         ('{"itemId": "{{item.itemId}}"}', "not one word of letters, digits"),
         ('{"itemId": "a b"}', "not one word of letters, digits"),
         ('{"itemId": "../../api/session"}', "not one word of letters, digits"),
-        ('{"itemId": "x"', "neither JSON, a form nor one item id"),
+        ('{"itemId": "x"', "the body's JSON cannot be read: Expecting"),
     ],
 )
 def test_what_cannot_be_an_item_id_is_refused_naming_the_problem(body, message):
@@ -164,3 +164,24 @@ def _names_ids_or_refuses(body: bytes, query: list[tuple[str, str]] | None = Non
     assert len(named) == len(set(named))
     for item_id in named:
         assert item_id == item_id.strip() and 0 < len(item_id) <= 64 and item_id.isprintable()
+
+
+def test_a_repeated_key_names_every_id_it_was_given():
+    assert item_ids_from_call(b'{"itemId": "aaaaaaaaaaaaaaaaaaaaaaaa", "itemId": "bbbbbbbbbbbbbbbbbbbbbbbb"}', []) == [
+        "aaaaaaaaaaaaaaaaaaaaaaaa",
+        "bbbbbbbbbbbbbbbbbbbbbbbb",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"itemId": ' + b"1" * 5000 + b"}", "the body's JSON cannot be read: Exceeds the limit"),
+        (b'{"itemId": "abc",', "the body's JSON cannot be read: Expecting property name"),
+        (b"[1, 2", "the body's JSON cannot be read"),
+    ],
+)
+def test_a_body_meant_as_json_that_cannot_be_read_says_so(body, expected):
+    with pytest.raises(WebhookCallError) as refused:
+        item_ids_from_call(body, [])
+    assert str(refused.value).startswith(expected)
