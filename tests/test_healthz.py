@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from alloysync.fake_alloy import FakeAlloyServer
 from alloysync.models import SyncRun
+from alloysync.sync_lease import SYNC_LEASE
 from config import celery_app
 from config.env_secrets import Secret
 from scheduler import health
@@ -91,6 +92,27 @@ def test_unhealthy_when_the_last_successful_sync_is_stale(staff, beat_alive, all
     assert status == 503
     assert body["checks"]["alloy_sync"]["ok"] is False
     assert "more than 660 s" in body["checks"]["alloy_sync"]["detail"]
+
+
+def test_a_webhooks_read_of_a_few_items_does_not_count_as_a_successful_sync(staff, beat_alive, alloy_configured):
+    synced(minutes_ago=30)
+    now = timezone.now()
+    SyncRun.objects.create(trigger="webhook", mode="items", status="succeeded", started_at=now, finished_at=now)
+    status, body = get_health(staff)
+    assert status == 503 and "more than 660 s" in body["checks"]["alloy_sync"]["detail"]
+
+
+def test_a_long_full_read_under_way_keeps_the_service_healthy_while_it_renews_its_lease(
+    staff, beat_alive, alloy_configured
+):
+    synced(minutes_ago=30)
+    SyncRun.objects.create(trigger="schedule", mode="full", status="running", started_at=timezone.now())
+    assert lease_hold(name=SYNC_LEASE, holder="worker-1:7:beef", ttl=300)
+    status, body = get_health(staff)
+    assert status == 200 and body["checks"]["alloy_sync"]["detail"].startswith("a sync is under way")
+    Lease.objects.filter(name=SYNC_LEASE).delete()  # the sync's process died: its lease lapsed
+    status, body = get_health(staff)
+    assert status == 503
 
 
 def test_unhealthy_before_any_successful_sync(staff, beat_alive, alloy_configured):
