@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,31 @@ def sleep_until(moment: datetime) -> None:
 
 def next_minute(after: datetime) -> datetime:
     return (after + timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+@contextmanager
+def broker_unreachable(app: Any) -> Iterator[None]:
+    """Publishing from this process goes to a port where nothing listens, until the block ends.
+
+    Celery lets the CELERY_BROKER_URL environment variable win over broker_url, so the write URL is
+    set. The producer pool is bound to the URL it was first made with: it is dropped on the way in
+    and out, or every later test of this process would publish to the dead port.
+    """
+    previous = app.conf.broker_write_url
+    _drop_producer_pool(app)
+    app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    try:
+        yield
+    finally:
+        app.conf.broker_write_url = previous
+        _drop_producer_pool(app)
+
+
+def _drop_producer_pool(app: Any) -> None:
+    pool = app.amqp._producer_pool
+    if pool is not None:
+        pool.force_close_all()
+    app.amqp._producer_pool = None
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None

@@ -18,6 +18,7 @@ from scheduler import health
 from scheduler.health import Check, health_summary
 from scheduler.leases import lease_hold
 from scheduler.models import Lease
+from tests.helpers import broker_unreachable
 
 pytestmark = pytest.mark.django_db
 
@@ -49,12 +50,9 @@ def alloy_configured(settings):
 
 @pytest.fixture
 def broker_down():
-    # A real connection attempt to a port where nothing listens. Celery lets the CELERY_BROKER_URL
-    # environment variable win over broker_url, so the write URL (what the check uses) is set.
-    previous = celery_app.conf.broker_write_url
-    celery_app.conf.broker_write_url = "redis://127.0.0.1:1/0"
-    yield
-    celery_app.conf.broker_write_url = previous
+    # A real connection attempt to a port where nothing listens.
+    with broker_unreachable(celery_app):
+        yield
 
 
 def synced(minutes_ago):

@@ -21,6 +21,7 @@ from alloysync.webhook_reads import WEBHOOK_SYNC_LEASE
 from config import celery_app
 from config.env_secrets import Secret
 from scheduler.models import Lease
+from tests.helpers import broker_unreachable
 
 pytestmark = pytest.mark.django_db
 
@@ -230,13 +231,8 @@ def test_ids_that_cannot_be_item_ids_are_400_naming_the_problem_and_record_nothi
 def test_a_broker_out_of_reach_still_answers_202_keeps_the_rows_and_warns_without_the_secret(
     client, webhook_on, caplog, django_capture_on_commit_callbacks
 ):
-    previous = celery_app.conf.broker_write_url
-    celery_app.conf.broker_write_url = "redis://127.0.0.1:1/0"  # nothing listens there
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post(client, json.dumps({"itemId": A}))
-    finally:
-        celery_app.conf.broker_write_url = previous
+    with broker_unreachable(celery_app), django_capture_on_commit_callbacks(execute=True):
+        response = post(client, json.dumps({"itemId": A}))
     assert response.status_code == 202
     assert pending() == [A]
     assert "could not queue alloysync.read_items" in caplog.text
