@@ -55,7 +55,7 @@ from alloysync.plan import (
 )
 from alloysync.run_now import run_now_observe
 from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL, LeaseKeeper, SyncAlreadyRunning, SyncLease, SyncLeaseLost
-from alloysync.sync_record import sync_run_finish, sync_run_start
+from alloysync.sync_record import sync_run_finish, sync_run_mode_record, sync_run_start
 from alloysync.write_back import write_back_codes, write_back_observe
 from scheduler.changes import JobChanges
 from scheduler.changes_bisect import AppliedChanges, jobs_apply_changes_or_bisect
@@ -342,7 +342,7 @@ def _read_and_apply(sync: _Sync, alloy: AlloyClient, config: SyncConfig) -> tupl
     mode = sync.request.mode
     sync.run.settings_digest = config.settings_digest
     if mode == SyncRun.Mode.ITEMS:
-        sync.run.mode = mode
+        sync_run_mode_record(sync.run, mode)
         unread: list[dict[str, str]] = []
         items = list(_items_by_id(alloy, sync.request.item_ids, unread))
         status, message = _partial(sync, alloy, config, items, complete_count=False)
@@ -350,7 +350,7 @@ def _read_and_apply(sync: _Sync, alloy: AlloyClient, config: SyncConfig) -> tupl
         return status, message
     since = None if mode == SyncRun.Mode.FULL else _incremental_since(config)
     if since is not None:
-        sync.run.mode = SyncRun.Mode.INCREMENTAL
+        sync_run_mode_record(sync.run, SyncRun.Mode.INCREMENTAL)
         changed = list(alloy.iter_items(config.changed_query(since), on_page=sync.progress))
         status, message = _partial(sync, alloy, config, changed, complete_count=True)
         notes = sync.plan.notes
@@ -359,7 +359,7 @@ def _read_and_apply(sync: _Sync, alloy: AlloyClient, config: SyncConfig) -> tupl
         sync.earlier = sync.plan  # the count disagreed: go on to a full read, recording both
         sync.plan = SyncPlan(notes=[notes.pop()])
         sync.keep_lease_again()
-    sync.run.mode = SyncRun.Mode.FULL
+    sync_run_mode_record(sync.run, SyncRun.Mode.FULL)
     observations: list[ItemObservation] | None = [] if config.observed_codes else None
     _read_all_into(sync.plan, alloy, config, sync.progress, observations)
     return _apply(sync, config, complete=True, observations=observations or ())

@@ -41,6 +41,13 @@ def sync_run_start(*, trigger: str, lease: SyncLease, mode: str = SyncRun.Mode.F
     return SyncRun.objects.create(trigger=trigger, mode=mode, started_at=now, status=SyncRun.Status.RUNNING)
 
 
+def sync_run_mode_record(run: SyncRun, mode: str) -> None:
+    """Record the mode as soon as the sync has chosen it: a sync under way shows what it is doing."""
+    if run.mode != mode:
+        run.mode = mode
+        SyncRun.objects.filter(pk=run.pk).update(mode=mode)
+
+
 def sync_run_finish(
     run: SyncRun, plan: SyncPlan, *, earlier: SyncPlan | None = None, requests: int, status: str, message: str
 ) -> SyncRun:

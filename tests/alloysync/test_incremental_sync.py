@@ -131,6 +131,16 @@ def test_a_hard_delete_is_caught_by_the_count_and_the_same_sync_reads_everything
     assert sync().mode == "incremental"
 
 
+def test_a_sync_under_way_shows_the_mode_it_is_reading_in(alloy):
+    fill(alloy, 5)
+    sync()
+    alloy.edit_item(item_id(2), {SAMPLE_CRON_ATTRIBUTE: "0 3 * * *"})
+    alloy.remove_item(item_id(4))  # the count disagrees: the same sync goes on to a full read
+    seen: list[str] = []
+    sync(on_page=lambda pages, items: seen.append(SyncRun.objects.get(status="running").mode))
+    assert seen == ["incremental", "full"]
+
+
 def test_a_partial_full_read_after_a_count_mismatch_still_removes_nothing(alloy):
     fill(alloy, 250)
     sync()

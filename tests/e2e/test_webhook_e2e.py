@@ -64,6 +64,13 @@ def wait_showing_logs(condition, processes, what: str, timeout: float = 60) -> N
         pytest.fail(f"{exc}\n{processes.logs()}")
 
 
+def finished_run() -> SyncRun:
+    """The one sync the webhook caused, once finished: its jobs change inside it, its record just after."""
+    runs = SyncRun.objects.filter(trigger="webhook")
+    wait_for(lambda: runs.filter(finished_at__isnull=False).exists(), timeout=10, describe="the sync's record")
+    return runs.get()
+
+
 def job(n: int) -> Job:
     return Job.objects.get(source="alloy", external_id=item_id(n))
 
@@ -73,7 +80,7 @@ def test_an_edit_in_alloy_reaches_its_job_within_seconds_and_a_delete_removes_on
     assert alloy.wait_for_workflow()
     assert [(call.event, call.outcome) for call in alloy.workflow_calls] == [("edit", 202)]
     wait_showing_logs(lambda: job(2).cron == "0 9 * * *", worker, "the edit applied")
-    run = SyncRun.objects.get(trigger="webhook")
+    run = finished_run()
     assert (run.mode, run.status, run.updated, run.items_read) == ("items", "succeeded", 1, 1)
     assert item_gets(alloy, 2) == 1 and not PendingItemRead.objects.exists()
 
@@ -110,7 +117,7 @@ def test_a_call_naming_no_item_runs_an_incremental_sync(alloy, worker, live_serv
     response = httpx.post(f"{live_server.url}/alloy/webhook", headers={"Authorization": f"Bearer {SECRET}"}, timeout=10)
     assert (response.status_code, response.json()) == (202, {"accepted": [], "read": "queued"})
     wait_showing_logs(lambda: job(1).cron == "0 6 * * *", worker, "the sync")
-    run = SyncRun.objects.exclude(trigger="command").get()
+    run = finished_run()
     assert (run.trigger, run.mode, run.status, run.updated) == ("webhook", "incremental", "succeeded", 1)
 
 
