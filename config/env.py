@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 from scheduler.timezones import iana_zone_known
 
@@ -142,6 +143,24 @@ def names(name: str, default: Sequence[str], *, pattern: str, what: str) -> list
         if not re.fullmatch(pattern, entry, re.ASCII):
             quoted = f"the empty entry in {shown(value)}" if not entry else shown(entry)
             raise SettingError(f"{name} must be comma-separated {what}, got {quoted}")
+    return entries
+
+
+def email_addresses(name: str, default: Sequence[str]) -> list[str]:
+    """A comma-separated list of e-mail addresses, each checked by Django's own validator."""
+    value = raw(name)
+    if value is None:
+        return list(default)
+    entries = [entry.strip() for entry in value.split(",")]
+    entries = [entry for entry in entries if entry]
+    for entry in entries:
+        try:
+            validate_email(entry)
+        except ValidationError:
+            raise SettingError(
+                f"{name} must be e-mail addresses separated by commas, such as ops@example.org, "
+                f"but {shown(entry)} is not one"
+            ) from None
     return entries
 
 

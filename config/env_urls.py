@@ -1,4 +1,4 @@
-"""URL settings read strictly: the database, the broker and Alloy's base URL.
+"""URL settings read strictly: the database, the broker, Alloy's base URL, mail and web addresses.
 
 A URL may carry a password, so a refusal quotes it through ``shown_url`` (credentials masked), and
 the settings keep passwords in types whose ``repr`` is masked (``config.env_secrets``).
@@ -25,6 +25,9 @@ DATABASE_FORMS = "postgres://user:password@host:5432/name or sqlite:///path/to/f
 # Brokers whose client library is installed: Redis (celery[redis]), RabbitMQ (amqp, with kombu)
 # and kombu's filesystem transport for the embedded setup.
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem")
+# django-environ's e-mail schemes (environ.Env.EMAIL_SCHEMES), the backend each selects.
+EMAIL_SCHEMES = tuple(environ.Env.EMAIL_SCHEMES)
+EMAIL_FORMS = "smtp+tls://user:password@host:587, smtps://user:password@host:465 or consolemail://"
 _HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?", re.ASCII)
 
 
@@ -134,3 +137,47 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def email_config(name: str, url: str) -> dict[str, Any]:
+    """Django's ``EMAIL_*`` settings from django-environ's e-mail URL, its password masked in any repr.
+
+    ``url`` comes from the environment or a ``*_FILE`` (it may hold a password); keys django-environ
+    leaves as None are left out, so Django's own defaults apply.
+    """
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in EMAIL_SCHEMES:
+        raise SettingError(f"{name} must be a mail URL such as {EMAIL_FORMS}, got {shown_url(url)}")
+    _refuse_stray_at(name, url)
+    try:
+        config: dict[str, Any] = environ.Env.email_url_config(url)
+    except ValueError:
+        raise SettingError(f"{name} is not a URL that can be read (check the port), got {shown_url(url)}") from None
+    if scheme.startswith("smtp") and not config.get("EMAIL_HOST"):
+        raise SettingError(f"{name} must name the mail server, as in {EMAIL_FORMS}, got {shown_url(url)}")
+    if config.get("EMAIL_HOST_PASSWORD"):
+        config["EMAIL_HOST_PASSWORD"] = RedactedText(config["EMAIL_HOST_PASSWORD"])
+    return {key: value for key, value in config.items() if value is not None}
+
+
+def web_url(name: str, url: str, *, example: str, secret: bool = False) -> str:
+    """An absolute http:// or https:// address with a valid host (a link base, a webhook).
+
+    ``secret``: the address itself is a credential (Slack's and Teams' incoming-webhook URLs carry
+    their token in the path): it may have a query, and a refusal shows no more than its host.
+    """
+    accepts = f"{name} must be an http:// or https:// address such as {example}"
+    before = url.split("?", 1)[0].split("#", 1)[0]
+    if secret:
+        before = "/".join(before.split("/", 3)[:3]) + ("/..." if before.count("/") > 2 else "")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise SettingError(f"{accepts}; {shown_url(before)} cannot be read: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not _valid_host(parsed.host) or "://" not in url:
+        raise SettingError(f"{accepts}, got {shown_url(before)}")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise SettingError(f"{accepts}; the port of {shown_url(before)} is out of range")
+    if not secret and (parsed.query or parsed.fragment or "?" in url or "#" in url):
+        raise SettingError(f"{accepts}, without a query or fragment (not shown), got {shown_url(before)}?...")
+    return url

@@ -16,6 +16,7 @@ from config.env import (
     SettingError,
     choice,
     code,
+    email_addresses,
     flag,
     fraction,
     host_names,
@@ -26,7 +27,7 @@ from config.env import (
     whole_number,
 )
 from config.env_secrets import RedactedText, Secret, read_secret
-from config.env_urls import alloy_base_url, broker_url, database_config
+from config.env_urls import alloy_base_url, broker_url, database_config, email_config, web_url
 
 # Lets Django's generic classes be subscripted at run time (ModelAdmin[Job]), as mypy wants them.
 django_stubs_ext.monkeypatch()
@@ -179,6 +180,48 @@ if JOB_LOST_AFTER < 2 * JOB_HEARTBEAT_INTERVAL:
     )
 # Results bigger than this (as JSON) are stored truncated, so one chatty step cannot bloat the table.
 JOB_RESULT_MAX_BYTES = whole_number("JOB_RESULT_MAX_BYTES", 64 * 1024)
+# A job whose last N scheduled runs all failed is paused as an operator would pause it; 0: never.
+JOB_AUTO_PAUSE_AFTER = whole_number("JOB_AUTO_PAUSE_AFTER", 0, minimum=0, maximum=10000)
+# History older than this many days is pruned daily (each job keeps its latest 20 runs and its last
+# failure); 0 keeps it for ever.
+JOB_RUN_RETENTION_DAYS = whole_number("JOB_RUN_RETENTION_DAYS", 90, minimum=0, maximum=36600)
+SYNC_RUN_RETENTION_DAYS = whole_number("SYNC_RUN_RETENTION_DAYS", 30, minimum=0, maximum=36600)
+
+# --- Alerts -----------------------------------------------------------------------------------
+# Told when a job starts failing, recovers, is auto-paused or turns invalid, and when the Alloy sync
+# keeps failing; each channel optional.
+JOB_ALERT_EMAILS = email_addresses("JOB_ALERT_EMAILS", [])
+# Slack's and Teams' incoming-webhook URLs hold their token: a Secret, also from *_FILE.
+_JOB_ALERT_WEBHOOK_URL = read_secret("JOB_ALERT_WEBHOOK_URL")
+JOB_ALERT_WEBHOOK_URL = (
+    Secret(
+        web_url(
+            "JOB_ALERT_WEBHOOK_URL",
+            _JOB_ALERT_WEBHOOK_URL,
+            example="https://hooks.slack.com/services/T000/B000/XXXX",
+            secret=True,
+        )
+    )
+    if _JOB_ALERT_WEBHOOK_URL
+    else None
+)
+# How mail is sent, in django-environ's form; the console by default (alerts appear in the log).
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url
+_EMAIL = email_config("EMAIL_URL", read_secret("EMAIL_URL") or "consolemail://")
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
+EMAIL_FILE_PATH = _EMAIL.get("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
+# A mail server that does not answer must cost an alert's worker seconds, not minutes.
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = (email_addresses("DEFAULT_FROM_EMAIL", ["alloysync@localhost"]) or ["alloysync@localhost"])[0]
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Links in alerts point here (the admin's address as people reach it).
+SITE_URL = web_url("SITE_URL", text("SITE_URL", "http://localhost:8000"), example="https://alloysync.example.org")
 
 # --- Alloy ------------------------------------------------------------------------------------
 # Plain http:// sends the key in clear text: only to this machine (the fake Alloy), unless allowed.
@@ -232,6 +275,10 @@ ALLOY_MESSAGE_ATTRIBUTE = code("ALLOY_MESSAGE_ATTRIBUTE", "", example="attribute
 ALLOY_LAST_RUN_ATTRIBUTE = code("ALLOY_LAST_RUN_ATTRIBUTE", "", example="attributes_scheduledJobsLastRun")
 ALLOY_NEXT_RUN_ATTRIBUTE = code("ALLOY_NEXT_RUN_ATTRIBUTE", "", example="attributes_scheduledJobsNextRun")
 ALLOY_RUN_NOW_ATTRIBUTE = code("ALLOY_RUN_NOW_ATTRIBUTE", "", example="attributes_scheduledJobsRunNow")
+# A number attribute: the job's own time limit in seconds (empty on the item: JOB_TIME_LIMIT).
+ALLOY_TIME_LIMIT_ATTRIBUTE = code("ALLOY_TIME_LIMIT_ATTRIBUTE", "", example="attributes_scheduledJobsTimeLimit")
+# Failed syncs in a row before an alert (and one more when a sync succeeds again).
+ALLOY_SYNC_ALERT_AFTER = whole_number("ALLOY_SYNC_ALERT_AFTER", 3, maximum=10000)
 # alloysync writes these attributes: one that is also read (the cron, the flag...) would be
 # overwritten with a state word, and two write-back settings on one attribute would fight.
 _READ_CODES = {
@@ -240,6 +287,7 @@ _READ_CODES = {
     "ALLOY_STEPS_ATTRIBUTE": ALLOY_STEPS_ATTRIBUTE,
     "ALLOY_TIMEZONE_ATTRIBUTE": ALLOY_TIMEZONE_ATTRIBUTE,
     "ALLOY_TITLE_ATTRIBUTE": ALLOY_TITLE_ATTRIBUTE,
+    "ALLOY_TIME_LIMIT_ATTRIBUTE": ALLOY_TIME_LIMIT_ATTRIBUTE,
 }
 _WRITTEN_CODES = {
     "ALLOY_STATUS_ATTRIBUTE": ALLOY_STATUS_ATTRIBUTE,
@@ -351,6 +399,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alloysync.read_items",
         "schedule": 30,
         "options": {"expires": 30},
+    },
+    # Alerts whose send never got to a worker (a broker outage) or kept failing: tried again.
+    "scheduler.send_alerts": {
+        "task": "scheduler.send_alerts",
+        "schedule": 60,
+        "options": {"expires": 60},
+    },
+    # Runs and sync records past JOB_RUN_RETENTION_DAYS / SYNC_RUN_RETENTION_DAYS, in small batches.
+    "scheduler.prune_history": {
+        "task": "scheduler.prune_history",
+        "schedule": 24 * 3600,
+        "options": {"expires": 3600},
     },
 }
 

@@ -203,7 +203,7 @@ class JobAdmin(admin.ModelAdmin[Job]):
             form = PauseForm(request.POST)
             if form.is_valid():
                 for job in scheduled:
-                    services.job_pause(job=job, note=form.cleaned_data["note"])
+                    services.job_pause(job=job, note=form.cleaned_data["note"], by=request.user)
                 self.message_user(request, f"Paused {scheduled.count()} job(s).", messages.SUCCESS)
                 return None
         else:
@@ -220,14 +220,14 @@ class JobAdmin(admin.ModelAdmin[Job]):
 
     @admin.action(description="Resume selected jobs", permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        scheduled = list(queryset.exclude(periodic_task=None))
+        scheduled = [job for job in queryset.exclude(periodic_task=None) if job.is_paused]
         for job in scheduled:
             services.job_resume(job=job)
         self.message_user(request, f"Resumed {len(scheduled)} job(s).", messages.SUCCESS)
 
     @admin.action(description="Run selected jobs now", permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        runs = [services.job_run_now(job=job) for job in queryset]
+        runs = [services.job_run_now(job=job, requested_by=request.user) for job in queryset]
         self.message_user(
             request, f"Queued {len(runs)} run(s): {', '.join(str(run.pk) for run in runs)}.", messages.SUCCESS
         )

@@ -64,7 +64,8 @@ ChangeKind = Literal["create", "update", "invalid", "remove"]
 
 _BATCH = 2000
 JOB_INSERT_COLUMNS = (
-    "name", "source", "external_id", "cron", "timezone", "steps", "sync_error", "pause_note", "created_at", "updated_at"
+    "name", "source", "external_id", "cron", "timezone", "steps", "sync_error", "pause_note", "failure_streak",
+    "created_at", "updated_at",
 )  # fmt: skip
 PERIODIC_TASK_INSERT_COLUMNS = (
     "name", "task", "crontab_id", "args", "kwargs", "headers", "description",
@@ -122,6 +123,7 @@ def _create_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
             "steps": db_json(spec.steps_json()),
             "sync_error": "",
             "pause_note": "",
+            "failure_streak": 0,
             "created_at": stamp,
             "updated_at": stamp,
         }

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django_celery_beat.models import PeriodicTask
+
+# A year: longer is a typing mistake, and beyond what timers accept (config.env.MAX_SECONDS).
+MAX_TIME_LIMIT = 366 * 24 * 3600
 
 
 class Job(models.Model):
@@ -35,6 +40,24 @@ class Job(models.Model):
         blank=True, help_text="Why the source's latest definition was refused; the last valid one keeps running."
     )
     pause_note = models.TextField(blank=True, help_text="Why an operator paused the job.")
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who paused the job; empty when alloysync paused it (auto-pause) or it is not paused.",
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
+    time_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TIME_LIMIT)],
+        help_text="Seconds a run may take before it is stopped and failed; empty: JOB_TIME_LIMIT.",
+    )
+    failure_streak = models.PositiveIntegerField(
+        default=0, help_text="Runs failed in a row, up to the latest; 0 once one succeeds. Above 0: failing."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -46,7 +69,11 @@ class Job(models.Model):
                 name="job_unique_external_id_per_source",
             )
         ]
-        indexes = [models.Index(fields=["name"])]
+        indexes = [
+            models.Index(fields=["name"]),
+            # The dashboard's "failing now": few rows, asked for on every view.
+            models.Index(fields=["failure_streak"], condition=Q(failure_streak__gt=0), name="job_failing"),
+        ]
         # Running a job now is neither a change nor a view: operators who may read schedules, or even
         # edit them, are not thereby allowed to set a job off. Checked by the admin's "run now".
         permissions = [("run_job", "Can run jobs now")]
@@ -73,6 +100,7 @@ class JobRun(models.Model):
         MANUAL = "manual", "Manual (admin)"
         COMMAND = "command", "Command"
         ALLOY = "alloy", "Alloy (run-now attribute)"
+        API = "api", "API"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -95,6 +123,14 @@ class JobRun(models.Model):
     due_at = models.DateTimeField(
         null=True, blank=True, help_text="The scheduled time this run is for; empty for manual and command runs."
     )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who asked for this run (manual and api runs).",
+    )
 
     class Meta:
         constraints = [
@@ -106,6 +142,8 @@ class JobRun(models.Model):
         indexes = [
             models.Index(fields=["job", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
+            # Retention and the dashboard's runs per hour walk runs by age.
+            models.Index(fields=["created_at"]),
         ]
         ordering = ["-created_at", "-id"]
 
@@ -177,3 +215,37 @@ class ScheduleState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.periodic_task_id} due {self.next_due_at}"
+
+
+class Alert(models.Model):
+    """One state change told to operators (e-mail, webhook), kept until every channel has it.
+
+    Recorded first, sent by a worker after: a send that fails is retried with backoff and, if it
+    never succeeds, stays here with its error; nothing is lost silently.
+    """
+
+    class Kind(models.TextChoices):
+        FAILING = "failing", "Job started failing"
+        RECOVERED = "recovered", "Job recovered"
+        AUTO_PAUSED = "auto_paused", "Job auto-paused"
+        INVALID = "invalid", "Job definition refused"
+        SYNC_FAILING = "sync_failing", "Alloy sync failing"
+        SYNC_RECOVERED = "sync_recovered", "Alloy sync recovered"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject = models.CharField(max_length=255)
+    text = models.TextField(help_text="The message as sent: plain text, readable in mail, Slack and Teams.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True, help_text="When the webhook accepted it.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at"])]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -40,7 +40,8 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
     @admin.action(description=_Base.enable_tasks.short_description, permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for job in _jobs_of(queryset):
-            job_resume(job=job)
+            if job.is_paused:
+                job_resume(job=job)
         super().enable_tasks(request, queryset)
 
     @admin.action(description=_Base.disable_tasks.short_description, permissions=["change"])
@@ -57,7 +58,7 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         jobs = _jobs_of(queryset)
         for job in jobs:
-            job_run_now(job=job)
+            job_run_now(job=job, requested_by=request.user)
         if jobs:
             self.message_user(request, f"Queued a manual run of {len(jobs)} job(s).", messages.SUCCESS)
         others = queryset.exclude(pk__in=[job.periodic_task_id for job in jobs])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from celery import current_app
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -94,12 +95,23 @@ def job_save(*, job: Job, spec: JobSpec) -> Job:
     return job
 
 
-def job_pause(*, job: Job, note: str = "") -> None:
+class JobStateError(ValueError):
+    """A pause, resume or run that cannot be done as asked; the message says why, for the operator."""
+
+
+def job_pause(*, job: Job, note: str, by: AbstractBaseUser | None = None) -> None:
+    """Pause the job as an operator (``by``) or alloysync itself (``by`` None: auto-pause) would.
+
+    Only a resume ends a pause; syncs never do. ``note`` says why and is required: whoever finds the
+    job paused must be able to tell why. Raises JobStateError for a removed job or an empty note.
+    """
     if job.periodic_task is None:
-        raise ValueError(f"job {job} is removed and has no schedule to pause")
+        raise JobStateError(f"job {job} is removed and has no schedule to pause")
+    if not note.strip():
+        raise JobStateError("a pause needs a note saying why (whoever finds the job paused will read it)")
     with transaction.atomic():
-        job.pause_note = note
-        job.save(update_fields=["pause_note", "updated_at"])
+        job.pause_note, job.paused_by, job.paused_at = note.strip(), by, timezone.now()
+        job.save(update_fields=["pause_note", "paused_by", "paused_at", "updated_at"])
         job.periodic_task.enabled = False
         # date_changed too (auto_now only saves when listed): beat picks up changes by it.
         job.periodic_task.save(update_fields=["enabled", "date_changed"])
@@ -107,11 +119,14 @@ def job_pause(*, job: Job, note: str = "") -> None:
 
 
 def job_resume(*, job: Job) -> None:
+    """Schedule a paused job again. Raises JobStateError if it is removed or not paused."""
     if job.periodic_task is None:
-        raise ValueError(f"job {job} is removed and has no schedule to resume")
+        raise JobStateError(f"job {job} is removed and has no schedule to resume")
+    if job.periodic_task.enabled:
+        raise JobStateError(f"job {job} is not paused")
     with transaction.atomic():
-        job.pause_note = ""
-        job.save(update_fields=["pause_note", "updated_at"])
+        job.pause_note, job.paused_by, job.paused_at = "", None, None
+        job.save(update_fields=["pause_note", "paused_by", "paused_at", "updated_at"])
         job.periodic_task.enabled = True
         job.periodic_task.save(update_fields=["enabled", "date_changed"])
     job_state_changed_send([job.pk])
@@ -128,9 +143,11 @@ def job_remove(*, job: Job) -> None:
         task.delete()
 
 
-def job_run_now(*, job: Job, trigger: str = JobRun.Trigger.MANUAL) -> JobRun:
+def job_run_now(
+    *, job: Job, trigger: str = JobRun.Trigger.MANUAL, requested_by: AbstractBaseUser | None = None
+) -> JobRun:
     """Queue a run for a worker; the message is sent only once the queued row is committed."""
     with transaction.atomic():
-        run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED)
+        run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED, requested_by=requested_by)
         transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}))
     return run

@@ -87,7 +87,7 @@ def test_pausing_a_removed_job_is_refused(make_job):
     job = make_job()
     job_remove(job=job)
     with pytest.raises(ValueError, match="is removed"):
-        job_pause(job=job)
+        job_pause(job=job, note="works")
 
 
 def test_external_ids_are_unique_per_source(make_job):
