@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from scheduler.dashboard import HourCounts
 from scheduler.models import Job, JobRun
 
 Status = JobRun.Status
@@ -51,7 +53,8 @@ def duration_text(duration: timedelta | None) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone_or_utc(name: str) -> ZoneInfo:
+    """The IANA zone ``name``, or UTC if it cannot be read."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -82,7 +85,7 @@ def job_run_bars(job: Job, limit: int = 50) -> SafeString:
     label = f"Last {len(runs)} runs of {job.name}"
     if not runs:
         return format_html('<span class="run-bars-empty">{}</span>', "No runs yet.")
-    zone = _zone(job.timezone)
+    zone = zone_or_utc(job.timezone)
     longest = max((run.duration.total_seconds() for run in runs if run.duration is not None), default=0.0)
     width = len(runs) * (BAR_WIDTH + BAR_GAP)
     bars = format_html_join("", "{}", ((_run_bar(run, index, longest, zone),) for index, run in enumerate(runs)))
@@ -130,3 +133,93 @@ def _run_bar(run: JobRun, index: int, longest: float, zone: ZoneInfo) -> SafeStr
 
 # Runs per hour, stacked by outcome: bottom to top in this order, so failures sit on the baseline.
 HOURLY_ORDER: Sequence[str] = (Status.FAILED, Status.SUCCEEDED, Status.SKIPPED, Status.RUNNING, Status.QUEUED)
+# Runs-per-hour chart: pixels. 48 columns of 14 + 2 px, a margin for the axis labels.
+HOUR_WIDTH = 14
+HOUR_GAP = 2
+HOURS_HEIGHT = 160
+AXIS_LEFT = 40
+AXIS_BOTTOM = 20
+# An hour label every this many columns: 48 labels would overlap.
+HOUR_LABEL_EVERY = 6
+
+
+def runs_per_hour_chart(hours: Sequence[HourCounts]) -> SafeString:
+    """Runs per hour as stacked SVG bars, oldest hour left, one colour per outcome (``HOURLY_ORDER``).
+
+    ``hours`` come from ``scheduler.dashboard.runs_per_hour``. Each segment links to the run list
+    filtered to that hour and status, with a tooltip giving the hour (with its zone), status and count.
+    """
+    peak = max((hour.total for hour in hours), default=0)
+    scale = HOURS_HEIGHT / peak if peak else 0.0
+    width = AXIS_LEFT + len(hours) * (HOUR_WIDTH + HOUR_GAP)
+    height = HOURS_HEIGHT + AXIS_BOTTOM
+    columns = format_html_join("", "{}", ((_hour_column(hour, index, scale),) for index, hour in enumerate(hours)))
+    labels = format_html_join(
+        "",
+        '<text x="{}" y="{}" font-size="10" fill="currentColor">{}</text>',
+        (
+            (AXIS_LEFT + index * (HOUR_WIDTH + HOUR_GAP), height - 6, f"{hour.start:%H:%M}")
+            for index, hour in enumerate(hours)
+            if index % HOUR_LABEL_EVERY == 0
+        ),
+    )
+    total = sum(hour.total for hour in hours)
+    label = f"Runs per hour over the last {len(hours)} hours: {total} in all, at most {peak} in an hour"
+    return format_html(
+        '<svg class="runs-per-hour" xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" '
+        'role="img" aria-label="{}"><title>{}</title>'
+        '<text x="0" y="10" font-size="10" fill="currentColor">{}</text>'
+        '<text x="0" y="{}" font-size="10" fill="currentColor">0</text>'
+        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="currentColor" stroke-width="1"/>{}{}</svg>',
+        width,
+        height,
+        width,
+        height,
+        label,
+        label,
+        peak,
+        HOURS_HEIGHT,
+        AXIS_LEFT - 2,
+        HOURS_HEIGHT,
+        width,
+        HOURS_HEIGHT,
+        columns,
+        labels,
+    )
+
+
+def _hour_column(hour: HourCounts, index: int, scale: float) -> SafeString:
+    x = AXIS_LEFT + index * (HOUR_WIDTH + HOUR_GAP)
+    end = hour.start + timedelta(hours=1)
+    when = f"{hour.start:%Y-%m-%d %H:%M} to {end:%H:%M %Z}"
+    changelist = reverse("admin:scheduler_jobrun_changelist")
+    segments = []
+    top = float(HOURS_HEIGHT)
+    for status in (*HOURLY_ORDER, *sorted(set(hour.counts) - set(HOURLY_ORDER))):
+        count = hour.counts.get(status, 0)
+        if not count:
+            continue
+        # At least a pixel, so an hour with one failure among thousands of successes still shows it.
+        size = max(1.0, count * scale)
+        top -= size
+        query = urlencode(
+            {"status__exact": status, "created_at__gte": hour.start.isoformat(), "created_at__lt": end.isoformat()}
+        )
+        segments.append(
+            format_html(
+                '<a href="{}?{}"><rect class="hour-bar run-{}" x="{}" y="{}" width="{}" height="{}" fill="{}">'
+                "<title>{}: {} {}</title></rect></a>",
+                changelist,
+                query,
+                status,
+                x,
+                f"{top:.1f}",
+                HOUR_WIDTH,
+                f"{size:.1f}",
+                STATUS_COLOURS.get(status, "#000000"),
+                when,
+                count,
+                status,
+            )
+        )
+    return format_html_join("", "{}", ((segment,) for segment in segments))
