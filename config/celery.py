@@ -16,13 +16,19 @@ app.autodiscover_tasks()
 
 @app.on_configure.connect
 def _load_django_settings(**kwargs: Any) -> None:
-    """Load Django's settings before Celery reads them, so that a bad one is its one line and exit 2.
+    """Load Django's settings and apps before Celery reads them, so that a bad one is its one line and exit 2.
 
     Celery configures itself lazily, first inside its command line's option defaults (worker, beat,
     inspect, flower), where an exception would print a long traceback. In a process whose settings
     are already loaded (web, tests) this does nothing.
     """
+    import django
+    from django.apps import apps
     from django.conf import settings
 
     with exit_on_setting_error():
         settings.INSTALLED_APPS  # noqa: B018 - the attribute access loads the settings module
+        # The apps too (Celery's Django fixup would, later and outside this guard): a job module
+        # in JOB_MODULES that fails to import is one line as well.
+        if not apps.ready and not apps.loading:
+            django.setup()

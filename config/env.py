@@ -224,8 +224,10 @@ def exit_on_setting_error(status: int = 2) -> Iterator[None]:
     For the processes' entry points (manage.py, the Celery app, wsgi): an operator starting a
     process with a bad setting needs the setting's name, not a traceback through Django's loader.
     """
+    from scheduler.registry import JobModuleError  # imported late: the registry needs Django's settings
+
     try:
         yield
-    except SettingError as error:
+    except (SettingError, JobModuleError) as error:
         sys.stderr.write(f"alloysync cannot start: {error}\n")
         raise SystemExit(status) from None

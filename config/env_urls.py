@@ -168,8 +168,11 @@ def web_url(name: str, url: str, *, example: str, secret: bool = False) -> str:
     """
     accepts = f"{name} must be an http:// or https:// address such as {example}"
     before = url.split("?", 1)[0].split("#", 1)[0]
-    if secret:
-        before = "/".join(before.split("/", 3)[:3]) + ("/..." if before.count("/") > 2 else "")
+    if secret:  # the scheme and host only: the path may be the token
+        scheme, _, rest = before.rpartition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        before = f"{scheme}://{host}" if scheme else host
+        before += "/..." if "/" in rest else ""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:

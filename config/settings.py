@@ -296,7 +296,15 @@ _WRITTEN_CODES = {
     "ALLOY_NEXT_RUN_ATTRIBUTE": ALLOY_NEXT_RUN_ATTRIBUTE,
     "ALLOY_RUN_NOW_ATTRIBUTE": ALLOY_RUN_NOW_ATTRIBUTE,
 }
-_claimed: dict[str, str] = {code: name for name, code in _READ_CODES.items() if code}
+_claimed: dict[str, str] = {}
+# Two read settings on one attribute (a time limit read from the cron attribute) is always a slip.
+for _name, _code in _READ_CODES.items():
+    if _code and _code in _claimed:
+        raise SettingError(
+            f"{_name} must be an attribute of its own, but {_claimed[_code]} names the same one ({_code!r})"
+        )
+    if _code:
+        _claimed[_code] = _name
 for _name, _code in _WRITTEN_CODES.items():
     if _code and _code in _claimed:
         raise SettingError(

@@ -11,9 +11,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,7 +77,34 @@ def registered_names() -> list[str]:
     return sorted(_registry)
 
 
+class JobModuleError(ImproperlyConfigured):
+    """A module named in ``JOB_MODULES`` failed to import; the message is one line saying where and why."""
+
+
 def load_job_modules(modules: Iterable[str]) -> None:
-    """Import the configured job modules (operator configuration, never data from Alloy)."""
+    """Import the configured job modules (operator configuration, never data from Alloy).
+
+    Raises JobModuleError naming the module, the error and the file and line it came from: a process
+    that cannot register its job functions must not start, and its operator needs one line, not the
+    import machinery's traceback.
+    """
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise JobModuleError(
+                f"JOB_MODULES names {module!r}, which failed to import: {_one_line(exc)}{_where(exc)}"
+            ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc.msg if isinstance(exc, SyntaxError) else exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at file:line)`` of the error's origin: the syntax error's own place, else the last frame."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" (at {exc.filename}:{exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""

@@ -31,8 +31,8 @@ from config.env_secrets import RedactedText, Secret
 from tests.helpers import PROJECT_DIR
 
 # Every variable config/settings.py reads starts with one of these, or is one of SETTING_NAMES.
-SETTING_PREFIXES = ("DJANGO_", "ALLOY_", "JOB_", "BEAT_", "LOG_", "CELERY_")
-SETTING_NAMES = ("DATABASE_URL", "VAR_DIR", "WRITE_BACK_INTERVAL")
+SETTING_PREFIXES = ("DJANGO_", "ALLOY_", "JOB_", "BEAT_", "LOG_", "CELERY_", "EMAIL_", "SYNC_")
+SETTING_NAMES = ("DATABASE_URL", "VAR_DIR", "WRITE_BACK_INTERVAL", "SITE_URL", "DEFAULT_FROM_EMAIL")
 VAR_DIR = str(Path(tempfile.gettempdir()) / "alloysync-test-settings")
 
 # Every number setting, what it may hold, and whether it must be whole.
@@ -41,6 +41,8 @@ SECONDS += ["ALLOY_TIMEOUT", "ALLOY_SYNC_INTERVAL", "JOB_LOST_AFTER"]
 SECONDS += ["ALLOY_FULL_SYNC_INTERVAL", "ALLOY_SYNC_LOOK_BACK", "WRITE_BACK_INTERVAL"]
 WHOLE_NUMBERS = {"ALLOY_PAGE_SIZE": (1, 1000), "JOB_RESULT_MAX_BYTES": (1, 2**31 - 1), "ALLOY_WRITE_RATE": (1, 6000)}
 WHOLE_NUMBERS["DJANGO_SECURE_HSTS_SECONDS"] = (0, 2**31 - 1)
+WHOLE_NUMBERS |= {"JOB_AUTO_PAUSE_AFTER": (0, 10000), "ALLOY_SYNC_ALERT_AFTER": (1, 10000)}
+WHOLE_NUMBERS |= {"JOB_RUN_RETENTION_DAYS": (0, 36600), "SYNC_RUN_RETENTION_DAYS": (0, 36600)}
 FLAGS = ["DJANGO_DEBUG", "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS"]
 FLAGS += ["DJANGO_SECURE_HSTS_PRELOAD", "ALLOY_ALLOW_PLAIN_HTTP"]
 # Where each setting lands when it is not under its own name.
@@ -169,7 +171,91 @@ FAULTS = {
     ),
     "JOB_LOST_AFTER=40": "JOB_LOST_AFTER must be at least twice JOB_HEARTBEAT_INTERVAL (30 s), got 40",
     "DJANGO_DEBUG=false": "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_DEBUG is false",
+    "JOB_AUTO_PAUSE_AFTER=-1": "JOB_AUTO_PAUSE_AFTER must be a whole number from 0 to 10000, got '-1'",
+    "ALLOY_SYNC_ALERT_AFTER=0": "ALLOY_SYNC_ALERT_AFTER must be a whole number from 1 to 10000, got '0'",
+    "JOB_RUN_RETENTION_DAYS=90d": "JOB_RUN_RETENTION_DAYS must be a whole number from 0 to 36600, got '90d'",
+    "JOB_ALERT_EMAILS=ops@example.org, on call": (
+        "JOB_ALERT_EMAILS must be e-mail addresses separated by commas, such as ops@example.org, "
+        "but 'on call' is not one"
+    ),
+    "EMAIL_URL=smtp+tls://mail.example.org:5x7": (
+        "EMAIL_URL is not a URL that can be read (check the port), got 'smtp+tls://mail.example.org:5x7'"
+    ),
+    "EMAIL_URL=sendmail://localhost": (
+        "EMAIL_URL must be a mail URL such as smtp+tls://user:password@host:587, smtps://user:password@host:465 "
+        "or consolemail://, got 'sendmail://localhost'"
+    ),
+    "EMAIL_URL=smtp+tls://": (
+        "EMAIL_URL must name the mail server, as in smtp+tls://user:password@host:587, "
+        "smtps://user:password@host:465 or consolemail://, got 'smtp+tls://'"
+    ),
+    "SITE_URL=alloysync.example.org": (
+        "SITE_URL must be an http:// or https:// address such as https://alloysync.example.org, "
+        "got 'alloysync.example.org'"
+    ),
+    "JOB_ALERT_WEBHOOK_URL=hooks.slack.com/services/T0/B0/t0ken": (
+        "JOB_ALERT_WEBHOOK_URL must be an http:// or https:// address such as "
+        "https://hooks.slack.com/services/T000/B000/XXXX, got 'hooks.slack.com/...'"
+    ),
 }
+
+
+def test_two_read_settings_on_one_attribute_are_refused() -> None:
+    message = refusal(ALLOY_CRON_ATTRIBUTE="attributes_cron", ALLOY_TIME_LIMIT_ATTRIBUTE="attributes_cron")
+    assert message == (
+        "ALLOY_TIME_LIMIT_ATTRIBUTE must be an attribute of its own, but ALLOY_CRON_ATTRIBUTE names the same one "
+        "('attributes_cron')"
+    )
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    token=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=16),
+    shape=st.sampled_from(
+        [
+            "ftp://hooks.example.org/services/{token}",
+            "hooks.example.org/services/{token}",
+            "https://hooks.example.org:99999/services/{token}",
+            "https://user:{token}@/x",
+            "https://[::1/services/{token}",
+            "https://hooks example.org/{token}",
+            "https://hooks.example.org/services/{token}",
+            "https://hooks.example.org/workflows?sig={token}",
+        ]
+    ),
+)
+def test_an_alert_webhook_url_is_a_secret_never_shown(token: str, shape: str) -> None:
+    # Slack's and Teams' incoming-webhook URLs are their own credential (the token is in the path or query).
+    try:
+        read = read_settings(JOB_ALERT_WEBHOOK_URL=shape.format(token=token))
+    except SettingError as refused:
+        assert str(refused).startswith("JOB_ALERT_WEBHOOK_URL") and token not in str(refused)
+        return
+    assert isinstance(read["JOB_ALERT_WEBHOOK_URL"], Secret)
+    assert read["JOB_ALERT_WEBHOOK_URL"].reveal() == shape.format(token=token)
+    assert token not in repr(read["JOB_ALERT_WEBHOOK_URL"])
+
+
+def test_the_mail_url_sets_django_mail_and_hides_its_password() -> None:
+    read = read_settings(EMAIL_URL=f"smtp+tls://alerts%40example.org:{PASSWORD}@mail.example.org:587")
+    assert read["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (read["EMAIL_HOST"], read["EMAIL_PORT"], read["EMAIL_USE_TLS"]) == ("mail.example.org", 587, True)
+    assert (read["EMAIL_HOST_USER"], read["EMAIL_HOST_PASSWORD"]) == ("alerts@example.org", PASSWORD)
+    assert PASSWORD not in repr(read["EMAIL_HOST_PASSWORD"])
+    refused = refusal(EMAIL_URL=f"smtp+tls://user:{PASSWORD}@mail.example.org:x87")
+    assert PASSWORD not in refused
+
+
+def test_alerts_go_nowhere_but_the_log_by_default() -> None:
+    read = read_settings()
+    assert read["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert (read["JOB_ALERT_EMAILS"], read["JOB_ALERT_WEBHOOK_URL"]) == ([], None)
+    assert (read["SITE_URL"], read["JOB_AUTO_PAUSE_AFTER"], read["ALLOY_SYNC_ALERT_AFTER"]) == (
+        "http://localhost:8000",
+        0,
+        3,
+    )
+    assert (read["JOB_RUN_RETENTION_DAYS"], read["SYNC_RUN_RETENTION_DAYS"]) == (90, 30)
 
 
 def _env(assignment: str) -> dict[str, str]:
@@ -442,6 +528,28 @@ def test_manage_py_with_a_bad_setting_prints_one_line_and_exits_non_zero(assignm
     result = run([sys.executable, "manage.py", "check"], _env(assignment))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"alloysync cannot start: {FAULTS[assignment]}"]
+
+
+JOB_MODULE_FAULTS = {
+    "raise RuntimeError('no licence server')": "RuntimeError: no licence server (at {path}:1)",
+    "import gully_survey_sdk": "ModuleNotFoundError: No module named 'gully_survey_sdk' (at {path}:1)",
+    "def build(:\n    pass": "SyntaxError: invalid syntax (at {path}:1)",
+}
+
+
+@pytest.mark.parametrize("command", [["manage.py", "check"], ["-m", "celery", "-A", "config", "worker"]])
+@pytest.mark.parametrize("source", JOB_MODULE_FAULTS)
+def test_a_job_module_that_fails_to_import_stops_the_process_with_one_line(
+    tmp_path: Path, source: str, command: list[str]
+) -> None:
+    (tmp_path / "broken_jobs.py").write_text(source + "\n")
+    env = {"JOB_MODULES": "jobs.examples,broken_jobs", "PYTHONPATH": str(tmp_path)}
+    result = run([sys.executable, *command], env)
+    assert result.returncode == 2
+    why = JOB_MODULE_FAULTS[source].format(path=tmp_path / "broken_jobs.py")
+    assert result.stderr.splitlines() == [
+        f"alloysync cannot start: JOB_MODULES names 'broken_jobs', which failed to import: {why}"
+    ]
 
 
 @pytest.mark.parametrize("kind", ["worker", "beat"])
