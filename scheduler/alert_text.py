@@ -110,6 +110,7 @@ def local_time(moment: datetime, zone_name: str) -> str:
         zone = ZoneInfo(zone_name)
     except (ValueError, KeyError, OSError):  # a zone this host does not know: say UTC instead
         zone, zone_name = ZoneInfo("UTC"), "UTC"
+    zone_name = alert_field(zone_name, 64)
     local = moment.astimezone(zone)
     abbreviation = local.strftime("%Z")
     shown = f"{abbreviation} ({zone_name})" if abbreviation and abbreviation != zone_name else zone_name

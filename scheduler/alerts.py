@@ -28,7 +28,6 @@ from scheduler.alert_text import (
     subject_line,
 )
 from scheduler.models import Alert, Job, JobRun
-from scheduler.services import JobStateError, job_pause
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +81,9 @@ def _auto_pause_if_due(job: Job, run: JobRun, threshold: int) -> bool:
     those since the job was last auto-paused: a job an operator resumed gets ``threshold`` fresh
     chances rather than being paused again at its next failure.
     """
+    # Here, not at the top: services imports the runner's guards, which import this module.
+    from scheduler.services import JobStateError, job_pause
+
     if job.periodic_task is None or not job.periodic_task.enabled:
         return False  # removed, or already paused by someone
     last_paused = Alert.objects.filter(job=job, kind=Alert.Kind.AUTO_PAUSED).aggregate(at=Max("created_at"))["at"]
