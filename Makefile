@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 
 # Small enough for CI (about a minute); the README's figures: bench/alloy_both_ways_bench.py --items 1000,10000.
 ALLOY_BENCH_ARGS ?= --items 1000 --poll-edits 5 --poll-interval 2 --webhook-edits 10 --write-runs 200
+# CI size (seconds); the README's figures: bench/admin_pages_bench.py --size full (100,000 jobs, 5,000,000 runs).
+ADMIN_BENCH_ARGS ?= --jobs 2000 --runs 50000
 
 .PHONY: install demo test lint bench clean
 
@@ -37,6 +39,7 @@ bench: install
 	$(BIN)/python bench/beat_bench.py $(BEAT_BENCH_ARGS)
 	$(BIN)/python bench/load_bench.py $(LOAD_BENCH_ARGS)
 	$(BIN)/python bench/alloy_both_ways_bench.py $(ALLOY_BENCH_ARGS)
+	$(BIN)/python bench/admin_pages_bench.py $(ADMIN_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm
