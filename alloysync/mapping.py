@@ -12,7 +12,7 @@ from typing import Any
 
 from alloysync.client import AlloyItem
 from scheduler.cron import quoted
-from scheduler.jobspec import JobSpec, JobSpecError, job_spec_build
+from scheduler.jobspec import JobSpec, JobSpecError, job_spec_build, time_limit_parse
 from scheduler.stored_values import MAX_EXTERNAL_ID, text_problem
 
 
@@ -24,6 +24,7 @@ class AttributeCodes:
     cron: str
     steps: str
     timezone: str = ""
+    time_limit: str = ""
 
 
 class ItemInvalid(ValueError):
@@ -53,10 +54,11 @@ def job_spec_from_item(item: AlloyItem, codes: AttributeCodes, *, default_timezo
     timezone = default_timezone
     if codes.timezone and item.attribute(codes.timezone) not in (None, ""):
         timezone = _text_attribute(item, codes.timezone, "time zone", "ALLOY_TIMEZONE_ATTRIBUTE", errors) or ""
+    time_limit = _time_limit_attribute(item, codes.time_limit, errors)
     if errors:
         raise ItemInvalid(item.item_id, title, errors)
     try:
-        return job_spec_build(name=title[:200], cron=cron or "", timezone=timezone, steps=steps)
+        return job_spec_build(name=title[:200], cron=cron or "", timezone=timezone, steps=steps, time_limit=time_limit)
     except JobSpecError as exc:
         raise ItemInvalid(item.item_id, title, exc.errors) from None
 
@@ -83,6 +85,18 @@ def _text_attribute(item: AlloyItem, code: str, what: str, setting: str, errors:
         errors.append(f"{what} attribute {code!r} holds {_kind(value)}, not text")
         return None
     return value.strip()
+
+
+def _time_limit_attribute(item: AlloyItem, code: str, errors: list[str]) -> int | None:
+    """The item's own time limit in seconds; None (JOB_TIME_LIMIT) when not configured or empty."""
+    value = item.attribute(code) if code else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return time_limit_parse(value, what="time limit (ALLOY_TIME_LIMIT_ATTRIBUTE)")
+    except ValueError as exc:
+        errors.append(str(exc))
+        return None
 
 
 def _steps_attribute(item: AlloyItem, code: str, errors: list[str]) -> str | list[Any]:

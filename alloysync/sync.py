@@ -131,6 +131,7 @@ class SyncConfig:
                 cron=settings.ALLOY_CRON_ATTRIBUTE,
                 steps=settings.ALLOY_STEPS_ATTRIBUTE,
                 timezone=settings.ALLOY_TIMEZONE_ATTRIBUTE,
+                time_limit=settings.ALLOY_TIME_LIMIT_ATTRIBUTE,
             ),
             page_size=settings.ALLOY_PAGE_SIZE,
             timeout=settings.ALLOY_TIMEOUT,

@@ -64,8 +64,8 @@ ChangeKind = Literal["create", "update", "invalid", "remove"]
 
 _BATCH = 2000
 JOB_INSERT_COLUMNS = (
-    "name", "source", "external_id", "cron", "timezone", "steps", "sync_error", "pause_note", "failure_streak",
-    "created_at", "updated_at",
+    "name", "source", "external_id", "cron", "timezone", "steps", "time_limit", "sync_error", "pause_note",
+    "failure_streak", "created_at", "updated_at",
 )  # fmt: skip
 PERIODIC_TASK_INSERT_COLUMNS = (
     "name", "task", "crontab_id", "args", "kwargs", "headers", "description",
@@ -121,6 +121,7 @@ def _create_jobs(changes: JobChanges, now: datetime) -> list[_Scheduled]:
             "cron": spec.cron,
             "timezone": spec.timezone,
             "steps": db_json(spec.steps_json()),
+            "time_limit": spec.time_limit,
             "sync_error": "",
             "pause_note": "",
             "failure_streak": 0,
@@ -146,7 +147,7 @@ def _update_jobs(changes: JobChanges, now: datetime, vanished: list[int]) -> lis
     vanished += [job_id for job_id, _ in changes.update if job_id not in known]
     updates = [(job_id, spec) for job_id, spec in changes.update if job_id in known]
     jobs = [_job_from_spec(Job(pk=job_id, removed_at=None, updated_at=now), spec) for job_id, spec in updates]
-    fields = ["name", "cron", "timezone", "steps", "sync_error", "removed_at", "updated_at"]
+    fields = ["name", "cron", "timezone", "steps", "time_limit", "sync_error", "removed_at", "updated_at"]
     Job.objects.bulk_update(jobs, fields, batch_size=_BATCH)
     return [_Scheduled(job_id, spec.name, *known[job_id], spec) for job_id, spec in updates]
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scheduler import registry
 from scheduler.cron import CronError, CrontabFields, parse_cron, quoted
+from scheduler.models import MAX_TIME_LIMIT
 from scheduler.stored_values import (
     MAX_DEFINITION_JSON_BYTES,
     MAX_FUNCTION_NAME,
@@ -70,13 +73,15 @@ class JobSpec:
     timezone: str
     steps: tuple[Step, ...]
     crontab: CrontabFields
+    #: Seconds a run may take (``Job.time_limit``); None: ``JOB_TIME_LIMIT``.
+    time_limit: int | None = None
     #: ``definition_digest`` of the above, and the size in bytes of the JSON it hashes: worked out once,
     #: when the spec is made (``dataclasses.replace`` included), as a sync compares every item by it.
     fingerprint: bytes = field(init=False, compare=False, repr=False)
     size: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        canonical = _canonical(self.name, self.cron, self.timezone, self.steps_json())
+        canonical = _canonical(self.name, self.cron, self.timezone, self.steps_json(), self.time_limit)
         object.__setattr__(self, "fingerprint", _fingerprint(canonical))
         object.__setattr__(self, "size", len(canonical))
 
@@ -87,18 +92,24 @@ class JobSpec:
         return self.fingerprint
 
 
-def definition_digest(name: str, cron: str, timezone: str, steps: list[JSONValue]) -> bytes:
-    """A fingerprint of what a job does and when, to compare definitions without keeping them."""
-    return _fingerprint(_canonical(name, cron, timezone, steps))
+def definition_digest(
+    name: str, cron: str, timezone: str, steps: list[JSONValue], time_limit: int | None = None
+) -> bytes:
+    """A fingerprint of what a job does and when (and for how long), to compare definitions without
+    keeping them. A stored job's digest must be made from the same fields as ``JobSpec.fingerprint``."""
+    return _fingerprint(_canonical(name, cron, timezone, steps, time_limit))
 
 
-def _canonical(name: str, cron: str, timezone: str, steps: list[JSONValue]) -> bytes:
+def _canonical(name: str, cron: str, timezone: str, steps: list[JSONValue], time_limit: int | None) -> bytes:
     """The definition as UTF-8 JSON, keys sorted: what the fingerprint hashes and the size limit measures.
 
     ``surrogatepass``: a row stored before values were checked (SQLite keeps unpaired surrogates) must
     still get a fingerprint, if only to differ from every valid definition.
     """
-    text = json.dumps([name, cron, timezone, steps], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    definition: list[JSONValue] = [name, cron, timezone, steps]
+    if time_limit is not None:  # so a job without its own limit keeps the digest it had before limits existed
+        definition.append(time_limit)
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -106,9 +117,19 @@ def _fingerprint(canonical: bytes) -> bytes:
     return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
-def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSONValue]) -> JobSpec:
-    """Validate every part and return the spec, or raise JobSpecError listing every problem."""
+def job_spec_build(
+    *, name: str, cron: str, timezone: str, steps: str | list[JSONValue], time_limit: object = None
+) -> JobSpec:
+    """Validate every part and return the spec, or raise JobSpecError listing every problem.
+
+    ``time_limit``: seconds, a whole number from 1 to MAX_TIME_LIMIT, or None for ``JOB_TIME_LIMIT``.
+    """
     errors: list[str] = []
+    limit: int | None = None
+    try:
+        limit = time_limit_parse(time_limit)
+    except ValueError as exc:
+        errors.append(str(exc))
     name = (name or "").strip()
     name_error = _name_error(name)
     if name_error:
@@ -132,11 +153,41 @@ def job_spec_build(*, name: str, cron: str, timezone: str, steps: str | list[JSO
         errors.extend(exc.errors)
     if errors or crontab is None:
         raise JobSpecError(errors)
-    spec = JobSpec(name=name, cron=cron, timezone=timezone, steps=parsed_steps, crontab=crontab)
+    spec = JobSpec(name=name, cron=cron, timezone=timezone, steps=parsed_steps, crontab=crontab, time_limit=limit)
     if spec.size > MAX_DEFINITION_JSON_BYTES:
         size, limit = spec.size, MAX_DEFINITION_JSON_BYTES
         raise JobSpecError([f"the steps take {size:,} bytes as JSON, more than the {limit:,} a job may hold"])
     return spec
+
+
+def time_limit_parse(value: object, *, what: str = "time limit") -> int | None:
+    """A job's own time limit in whole seconds, or None when ``value`` is None (``JOB_TIME_LIMIT`` applies).
+
+    Accepts an int, or a float holding a whole number (JSON numbers such as ``60.0``), from 1 to
+    MAX_TIME_LIMIT. Raises ValueError naming ``what`` and the value for anything else: booleans,
+    text, NaN, infinities, fractions, lists.
+    """
+    if value is None:
+        return None
+    whole: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        whole = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        whole = int(value)
+    if whole is None or not 1 <= whole <= MAX_TIME_LIMIT:
+        shown = quoted(value) if isinstance(value, str) else _shown_number(value)
+        raise ValueError(f"{what} must be a whole number of seconds from 1 to {MAX_TIME_LIMIT}, got {shown}")
+    return whole
+
+
+def _shown_number(value: object) -> str:
+    if isinstance(value, list | dict):
+        return f"a {type(value).__name__}"
+    try:
+        text = repr(value)
+    except ValueError:  # an int past the 4,300 digits Python will print
+        return "a number too long to show"
+    return text if len(text) <= 40 else f"{text[:40]}..."
 
 
 def _name_error(name: str) -> str | None:
@@ -281,3 +332,58 @@ def steps_as_text(steps: list[JSONObject]) -> str:
         function = str(step["function"])
         lines.append(f"{function} {json.dumps(kwargs)}" if kwargs else function)
     return "\n".join(lines)
+
+
+def steps_with_kwargs(steps: list[JSONObject], step_kwargs: Sequence[object]) -> list[JSONObject]:
+    """``steps`` (a job's stored steps) with each one's kwargs replaced by ``step_kwargs`` (one per step,
+    in order): what "run now with arguments" runs, checked exactly as a job's steps are when saved.
+
+    Raises JobSpecError with one message per bad step (``step 2 (examples.echo): ...``): not an object,
+    values that cannot be stored as JSON, arguments that do not fit the function's signature, a function
+    no longer registered; or a single message if the count is wrong or the whole is too big.
+    """
+    if len(step_kwargs) != len(steps):
+        raise JobSpecError([f"the job has {len(steps)} step(s) but arguments were given for {len(step_kwargs)}"])
+    errors: list[StepError] = []
+    checked: list[JSONObject] = []
+    for number, (step, kwargs) in enumerate(zip(steps, step_kwargs, strict=True), start=1):
+        made = _make_step(number, step.get("function"), cast(JSONValue, kwargs))
+        if isinstance(made, StepError):
+            errors.append(made)
+            continue
+        error = _registry_error(made)
+        if error:
+            errors.append(StepError(number, error, made.function))
+        checked.append(made.as_json())
+    if errors:
+        raise JobSpecError([str(error) for error in errors])
+    size = len(json.dumps(checked, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size > MAX_DEFINITION_JSON_BYTES:
+        limit = MAX_DEFINITION_JSON_BYTES
+        raise JobSpecError([f"the arguments take {size:,} bytes as JSON, more than the {limit:,} a job may hold"])
+    return checked
+
+
+def step_kwargs_parse(steps: list[JSONObject], texts: Sequence[str]) -> list[JSONObject]:
+    """Each step's kwargs from JSON text (one text per step, in order; blank means ``{}``), checked by
+    ``steps_with_kwargs``; returns the kwargs only. Raises JobSpecError with one message per bad step."""
+    if len(texts) != len(steps):
+        raise JobSpecError([f"the job has {len(steps)} step(s) but arguments were given for {len(texts)}"])
+    parsed: list[object] = []
+    errors: list[StepError] = []
+    for number, (step, text) in enumerate(zip(steps, texts, strict=True), start=1):
+        function = str(step.get("function"))
+        try:
+            parsed.append(json.loads(text) if text.strip() else {})
+        except json.JSONDecodeError as exc:
+            errors.append(StepError(number, f"arguments are not valid JSON: {exc.msg} (column {exc.colno})", function))
+        except (ValueError, RecursionError) as exc:
+            errors.append(StepError(number, f"arguments cannot be read: {_json_limit(exc)}", function))
+    if errors:
+        raise JobSpecError([str(error) for error in errors])
+    return [cast(JSONObject, step["kwargs"]) for step in steps_with_kwargs(steps, parsed)]
+
+
+def step_kwargs_texts(steps: list[JSONObject]) -> list[str]:
+    """Each stored step's kwargs as indented JSON, to edit before a run with other arguments."""
+    return [json.dumps(step.get("kwargs") or {}, indent=2, ensure_ascii=False, sort_keys=True) for step in steps]

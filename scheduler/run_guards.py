@@ -20,8 +20,9 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from scheduler.alerts import job_run_alerts
 from scheduler.events import job_state_changed_send
-from scheduler.models import JobRun, StepRun
+from scheduler.models import Job, JobRun, StepRun
 
 logger = logging.getLogger("scheduler.runner")
 
@@ -121,18 +122,57 @@ def job_runs_reap_lost(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_LOST_AFTER)
     stale = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    reaped, jobs = [], []
-    for run_id, worker, job_id in stale.values_list("pk", "worker", "job_id"):
+    reaped = []
+    for run_id, worker in stale.values_list("pk", "worker"):
         error = f"worker lost: no heartbeat from {worker or 'its worker'} for over {settings.JOB_LOST_AFTER:g} s"
         # A heartbeat that lands meanwhile means the worker is alive after all.
         still_silent = JobRun.objects.filter(pk=run_id, status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff)
         if run_fail_if(still_silent, run_id=run_id, now=now, error=error, step_error="worker lost"):
             reaped.append(run_id)
-            jobs.append(job_id)
     if reaped:
         logger.warning("marked %d lost run(s) failed: %s", len(reaped), reaped)
-        job_state_changed_send(jobs)
+        for run in JobRun.objects.filter(pk__in=reaped).select_related("job"):
+            run_outcome_tell(run, run.job)
     return reaped
+
+
+def run_outcome_tell(run: JobRun, job: Job | None = None) -> None:
+    """After ``run`` ended succeeded or failed: keep its job's failure streak, then tell whoever follows
+    job states (``job_state_changed``) and the alerts. Skipped runs change nothing and are not told.
+
+    Costs one query (the streak's update) when nothing else changed. ``job``, if given, is the run's
+    job as loaded: its ``failure_streak`` is brought up to date. Never raises what the alerts raise:
+    the run is recorded already, and an alert's trouble must not turn it into an error.
+    """
+    streak, recovered = job_failure_streak_record(run.job_id, failed=run.status == JobRun.Status.FAILED)
+    if job is not None:
+        job.failure_streak = streak
+    job_state_changed_send([run.job_id])
+    try:
+        job_run_alerts(run, streak=streak, recovered=recovered)
+    except Exception:
+        logger.exception("alerts for run %s of job %s failed", run.pk, run.job_id)
+
+
+def job_failure_streak_record(job_id: int, *, failed: bool) -> tuple[int, bool]:
+    """Count a finished run into its job's failure streak, atomically; return (the new streak, whether
+    this success ended a streak). One statement either way, and a success on a passing job writes nothing."""
+    if not failed:
+        recovered = Job.objects.filter(pk=job_id, failure_streak__gt=0).update(failure_streak=0)
+        return 0, recovered > 0
+    table, column = (
+        connection.ops.quote_name(Job._meta.db_table),
+        connection.ops.quote_name(Job._meta.pk.column or "id"),
+    )
+    with connection.cursor() as cursor:
+        # RETURNING (PostgreSQL; SQLite 3.35+): the increment and the value it made in one statement,
+        # so two runs finishing together each learn their own count.
+        cursor.execute(
+            f"UPDATE {table} SET failure_streak = failure_streak + 1 WHERE {column} = %s RETURNING failure_streak",  # noqa: S608
+            [job_id],
+        )
+        row = cursor.fetchone()
+    return (int(row[0]) if row else 0), False
 
 
 def run_fail_if(running: QuerySet[JobRun], *, run_id: int, now: datetime, error: str, step_error: str) -> bool:

@@ -27,11 +27,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from scheduler.events import job_state_changed_send
 from scheduler.models import Job, JobRun, StepRun
-from scheduler.run_guards import heartbeat, run_fail_if
+from scheduler.run_guards import heartbeat, run_fail_if, run_outcome_tell
 from scheduler.step_outcome import StepOutcome, exception_summary, failed_outcome, step_call
 from scheduler.storable import storable_text
+from scheduler.time_limits import run_time_limit
 from scheduler.types import JSONObject
 
 logger = logging.getLogger(__name__)
@@ -76,24 +76,26 @@ def job_run_execute(
     on_step: StepCallback | None = None,
     time_limit: float | None = None,
     due_at: datetime | None = None,
+    steps: list[JSONObject] | None = None,
 ) -> JobRun:
     """Run ``job`` now in this process and return its finished JobRun.
 
-    ``run`` is a queued run made earlier (admin "run now"); otherwise one is created. ``due_at`` is
-    the scheduled time a beat sent this run for: a second message for the same due time (two beats,
-    a redelivery) finds that run recorded and does nothing.
+    ``run`` is a queued run made earlier (admin "run now"), whose pending step runs, if it has any,
+    say what to run (the arguments an operator gave); otherwise a run is created, already running.
+    ``due_at`` is the scheduled time a beat sent this run for: a second message for the same due time
+    (two beats, a redelivery) finds that run recorded and does nothing. ``steps`` replaces the job's
+    steps for this run only (checked by the caller: ``jobspec.steps_with_kwargs``). ``time_limit``
+    (seconds) overrides the job's own limit and JOB_TIME_LIMIT.
     """
+    limit = time_limit if time_limit is not None else run_time_limit(job.time_limit)
+    worker = storable_text(worker or default_worker_name(), _WORKER_MAX_CHARS)  # configuration, not checked
     if run is None:
-        try:
-            with transaction.atomic():
-                run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED, due_at=due_at)
-        except IntegrityError:
-            logger.warning("job %s already has a run for due time %s; not running it again", job.pk, due_at)
-            return JobRun.objects.get(job=job, due_at=due_at)
-    skip_reason = _reason_not_to_run(job, run)
+        return _start_and_run(job, trigger, worker, due_at, steps or job.steps, limit=limit, on_step=on_step)
+    run.job = job  # the job already read: whoever looks at run.job after (alerts) reads no row again
+    skip_reason = _reason_not_to_run(job, run.trigger)
     if skip_reason:
         return _finish_skipped(run, skip_reason)
-    claim = _claim(run, worker or default_worker_name())
+    claim = _claim(run, worker)
     if claim is RunClaim.JOB_BUSY:
         return _finish_skipped(run, "previous run still running")
     if claim is RunClaim.TAKEN:
@@ -101,12 +103,56 @@ def job_run_execute(
         logger.warning("run %s of job %s was already claimed; not running it twice", run.pk, job.pk)
         run.refresh_from_db()
         return run
-    limit = time_limit if time_limit is not None else settings.JOB_TIME_LIMIT
-    return _run_claimed(run, job.steps, limit=limit, on_step=on_step)
+    return _run_claimed(run, job, lambda: _queued_step_runs(run, steps or job.steps), limit=limit, on_step=on_step)
 
 
-def _reason_not_to_run(job: Job, run: JobRun) -> str:
-    if run.trigger != JobRun.Trigger.SCHEDULE:
+def _start_and_run(
+    job: Job,
+    trigger: str,
+    worker: str,
+    due_at: datetime | None,
+    steps: list[JSONObject],
+    *,
+    limit: float,
+    on_step: StepCallback | None,
+) -> JobRun:
+    """Create the run already claimed (running) and run it; or record why it did not run.
+
+    One INSERT does the claim: the unique indexes refuse a second run for the same due time and a
+    second running run of the job, so no queued row needs a compare-and-set after it.
+    """
+    skip_reason = _reason_not_to_run(job, trigger)
+    if skip_reason:
+        return _record_skipped(job, trigger, due_at, skip_reason)
+    now = timezone.now()
+    run = JobRun(
+        job=job, trigger=trigger, status=JobRun.Status.RUNNING, due_at=due_at, started_at=now, heartbeat_at=now,
+        worker=worker,
+    )  # fmt: skip
+    try:
+        with _refusable():
+            run.save(force_insert=True)
+    except IntegrityError:
+        recorded = _recorded_for_due_time(job, due_at)
+        if recorded is not None:
+            return recorded
+        # jobrun_one_running_per_job: another run of this job is running.
+        return _record_skipped(job, trigger, due_at, "previous run still running")
+    return _run_claimed(run, job, lambda: _new_step_runs(run, steps, started_at=now), limit=limit, on_step=on_step)
+
+
+def _recorded_for_due_time(job: Job, due_at: datetime | None) -> JobRun | None:
+    """The run already recorded for this due time, if a second message for it arrived."""
+    if due_at is None:
+        return None
+    recorded = JobRun.objects.filter(job=job, due_at=due_at).first()
+    if recorded is not None:
+        logger.warning("job %s already has a run for due time %s; not running it again", job.pk, due_at)
+    return recorded
+
+
+def _reason_not_to_run(job: Job, trigger: str) -> str:
+    if trigger != JobRun.Trigger.SCHEDULE:
         return ""  # an operator asked for this run explicitly
     if job.periodic_task is None:
         return "job was removed"
@@ -118,9 +164,8 @@ def _reason_not_to_run(job: Job, run: JobRun) -> str:
 def _claim(run: JobRun, worker: str) -> RunClaim:
     """Take the queued run for ``worker`` with a compare-and-set on its status."""
     now = timezone.now()
-    worker = storable_text(worker, _WORKER_MAX_CHARS)  # a host name is configuration, not checked
     try:
-        with transaction.atomic():
+        with _refusable():
             updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED).update(
                 status=JobRun.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker
             )
@@ -133,17 +178,35 @@ def _claim(run: JobRun, worker: str) -> RunClaim:
     return RunClaim.CLAIMED
 
 
-def _create_step_runs(run: JobRun, steps: list[JSONObject]) -> list[StepRun]:
-    # The job's steps are copied into the run, so history shows what actually ran even after edits.
-    return StepRun.objects.bulk_create(
+def _new_step_runs(run: JobRun, steps: list[JSONObject], *, started_at: datetime | None = None) -> list[StepRun]:
+    """The steps copied into the run, so history shows what actually ran even after edits; the first
+    one already running since ``started_at`` if given (one INSERT instead of an INSERT and an UPDATE)."""
+    step_runs = [
         # str(): a stored step's function is a name (checked when the job was saved); a CharField
         # would store str() of anything else all the same.
         StepRun(run=run, position=position, function=str(step["function"]), kwargs=step.get("kwargs") or {})
         for position, step in enumerate(steps, start=1)
-    )
+    ]
+    if step_runs and started_at is not None:
+        step_runs[0].status, step_runs[0].started_at = StepRun.Status.RUNNING, started_at
+    return StepRun.objects.bulk_create(step_runs)
 
 
-def _run_claimed(run: JobRun, steps: list[JSONObject], *, limit: float, on_step: StepCallback | None) -> JobRun:
+def _queued_step_runs(run: JobRun, steps: list[JSONObject]) -> list[StepRun]:
+    """A queued run's step runs: those made when it was queued (with the arguments asked for), else
+    the job's steps copied now (a run queued without them)."""
+    existing = list(run.steps.filter(status=StepRun.Status.PENDING).order_by("position"))
+    return existing or _new_step_runs(run, steps)
+
+
+def _run_claimed(
+    run: JobRun,
+    job: Job,
+    make_step_runs: Callable[[], list[StepRun]],
+    *,
+    limit: float,
+    on_step: StepCallback | None,
+) -> JobRun:
     """Run the claimed run's steps and record how it ended; every way out of here leaves it terminal.
 
     A KeyboardInterrupt or SystemExit from a step (Ctrl-C in ``run_job``, job code calling
@@ -152,14 +215,14 @@ def _run_claimed(run: JobRun, steps: list[JSONObject], *, limit: float, on_step:
     """
     owner_pid = os.getpid()
     try:
-        step_runs = _create_step_runs(run, steps)
+        step_runs = make_step_runs()
         with heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
             failure = _run_steps(
                 step_runs, owner_pid=owner_pid, deadline=time.monotonic() + limit, limit=limit, on_step=on_step
             )
-        finished = _finish(run, failure)
+        finished = _finish(run, job, failure)
     except BaseException as exc:
-        _fail_abandoned(run, exc)
+        _fail_abandoned(run, job, exc)
         raise
     if failure is not None and failure.stop is not None:
         raise failure.stop
@@ -182,8 +245,9 @@ def _run_steps(
 
 def _run_step(step_run: StepRun, *, owner_pid: int, deadline: float, limit: float) -> StepOutcome:
     """Run one step and record it; return its outcome as recorded."""
-    step_run.status, step_run.started_at = StepRun.Status.RUNNING, timezone.now()
-    step_run.save(update_fields=["status", "started_at"])
+    if step_run.status != StepRun.Status.RUNNING:  # the first step of a new run is created running
+        step_run.status, step_run.started_at = StepRun.Status.RUNNING, timezone.now()
+        step_run.save(update_fields=["status", "started_at"])
     outcome = step_call(step_run.function, step_run.kwargs, owner_pid=owner_pid, deadline=deadline, limit=limit)
     try:
         _save_step(step_run, outcome)
@@ -224,7 +288,7 @@ def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
             on_step(step_run)
 
 
-def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
+def _finish(run: JobRun, job: Job, failure: StepFailure | None) -> JobRun:
     status = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
     error = str(failure) if failure else ""
     now = timezone.now()
@@ -239,11 +303,11 @@ def _finish(run: JobRun, failure: StepFailure | None) -> JobRun:
         return run
     run.status, run.finished_at, run.error = status, now, error
     _log_run(run)
-    job_state_changed_send([run.job_id])
+    run_outcome_tell(run, job)
     return run
 
 
-def _fail_abandoned(run: JobRun, exc: BaseException) -> None:
+def _fail_abandoned(run: JobRun, job: Job, exc: BaseException) -> None:
     """Mark ``run`` failed because the runner itself stopped (a database error, an interrupt between
     steps). Never raises: the caller raises ``exc`` again, and if the database is gone the reaper
     ends the run later."""
@@ -254,7 +318,7 @@ def _fail_abandoned(run: JobRun, exc: BaseException) -> None:
         if run_fail_if(running, run_id=run.pk, now=now, error=error, step_error=error):
             run.status, run.finished_at, run.error = JobRun.Status.FAILED, now, error
             _log_run(run)
-            job_state_changed_send([run.job_id])
+            run_outcome_tell(run, job)
     except Exception:  # the original error matters more; it propagates
         logger.exception("run %s could not be marked failed; the lost-run check will end it", run.pk)
 
@@ -281,8 +345,26 @@ def _log_run(run: JobRun) -> None:
 
 
 def _finish_skipped(run: JobRun, reason: str) -> JobRun:
+    """End a queued run that will not run; the step runs made when it was queued are skipped too."""
     now = timezone.now()
     JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SKIPPED, finished_at=now, error=reason)
+    run.steps.filter(status=StepRun.Status.PENDING).update(status=StepRun.Status.SKIPPED)
     run.status, run.finished_at, run.error = JobRun.Status.SKIPPED, now, reason
+    _log_run(run)
+    return run
+
+
+def _record_skipped(job: Job, trigger: str, due_at: datetime | None, reason: str) -> JobRun:
+    """Record a run that did not start, in one INSERT; the run already recorded for ``due_at`` if any."""
+    now = timezone.now()
+    run = JobRun(job=job, trigger=trigger, status=JobRun.Status.SKIPPED, due_at=due_at, finished_at=now, error=reason)
+    try:
+        with _refusable():
+            run.save(force_insert=True)
+    except IntegrityError:
+        recorded = _recorded_for_due_time(job, due_at)
+        if recorded is None:
+            raise
+        return recorded
     _log_run(run)
     return run

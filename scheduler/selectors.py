@@ -74,8 +74,11 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
 
 
 def _states(rows: QuerySet[Job]) -> dict[str, JobState]:
-    fields = ("pk", "external_id", "name", "cron", "timezone", "steps", "sync_error", "periodic_task_id")
-    return {
-        external_id: JobState(pk, definition_digest(name, cron, zone, steps), sync_error, task_id is not None)
-        for pk, external_id, name, cron, zone, steps, sync_error, task_id in rows.values_list(*fields).iterator(2000)
-    }
+    fields = ("pk", "external_id", "name", "cron", "timezone", "steps", "time_limit", "sync_error", "periodic_task_id")
+    states = {}
+    for pk, external_id, name, cron, zone, steps, limit, sync_error, task_id in rows.values_list(*fields).iterator(
+        2000
+    ):
+        digest = definition_digest(name, cron, zone, steps, limit)
+        states[external_id] = JobState(pk, digest, sync_error, task_id is not None)
+    return states

@@ -8,6 +8,8 @@ operators' pause) is never touched by a definition change, and a removed job kee
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any, cast
 
 from celery import current_app
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -17,8 +19,10 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from scheduler.cron import CrontabFields
 from scheduler.events import job_state_changed_send
-from scheduler.jobspec import JobSpec
-from scheduler.models import RUN_JOB_TASK, Job, JobRun
+from scheduler.jobspec import JobSpec, step_kwargs_parse, step_kwargs_texts, steps_with_kwargs
+from scheduler.models import RUN_JOB_TASK, Job, JobRun, StepRun
+from scheduler.time_limits import celery_hard_time_limit, run_time_limit
+from scheduler.types import JSONObject
 
 
 def periodic_task_name(job_id: int, name: str) -> str:
@@ -54,6 +58,7 @@ def job_spec_apply(job: Job, spec: JobSpec) -> None:
     job.cron = spec.cron
     job.timezone = spec.timezone
     job.steps = spec.steps_json()
+    job.time_limit = spec.time_limit
     job.sync_error = ""
 
 
@@ -144,10 +149,46 @@ def job_remove(*, job: Job) -> None:
 
 
 def job_run_now(
-    *, job: Job, trigger: str = JobRun.Trigger.MANUAL, requested_by: AbstractBaseUser | None = None
+    *,
+    job: Job,
+    trigger: str = JobRun.Trigger.MANUAL,
+    requested_by: AbstractBaseUser | None = None,
+    step_kwargs: Sequence[object] | None = None,
 ) -> JobRun:
-    """Queue a run for a worker; the message is sent only once the queued row is committed."""
+    """Queue a run for a worker; the message is sent only once the queued row is committed.
+
+    ``step_kwargs``: one mapping per step, in order, replacing each step's kwargs for this run only;
+    checked against each function's signature exactly as a job's steps are, before anything is
+    queued (JobSpecError, one message per bad step). The run's step runs are made here, so the run
+    shows the arguments it uses from the moment it is queued. The message carries Celery's hard time
+    limit for the job's own limit, so a job allowed longer than JOB_TIME_LIMIT is not killed early.
+    """
+    steps = job.steps if step_kwargs is None else steps_with_kwargs(job.steps, step_kwargs)
+    hard_limit = celery_hard_time_limit(run_time_limit(job.time_limit))
     with transaction.atomic():
-        run = JobRun.objects.create(job=job, trigger=trigger, status=JobRun.Status.QUEUED, requested_by=requested_by)
-        transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}))
+        run = JobRun.objects.create(
+            job=job, trigger=trigger, status=JobRun.Status.QUEUED, requested_by=cast(Any, requested_by)
+        )
+        StepRun.objects.bulk_create(
+            StepRun(run=run, position=position, function=str(step["function"]), kwargs=step.get("kwargs") or {})
+            for position, step in enumerate(steps, start=1)
+        )
+        transaction.on_commit(
+            lambda: current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}, time_limit=hard_limit)
+        )
     return run
+
+
+def run_arguments_initial(job: Job) -> list[str]:
+    """Each step's current kwargs as indented JSON, in step order: what "run now with arguments" shows."""
+    return step_kwargs_texts(job.steps)
+
+
+def run_arguments_parse(job: Job, texts: Sequence[str]) -> list[JSONObject]:
+    """The kwargs typed for each step (JSON text, one per step, in order; blank is ``{}``), checked as
+    ``job_run_now`` checks them; pass the result as its ``step_kwargs``.
+
+    Raises JobSpecError whose ``errors`` hold one message per bad step (``step 2 (examples.echo):
+    arguments are not valid JSON: ...``), or one if the number of texts is not the number of steps.
+    """
+    return step_kwargs_parse(job.steps, texts)

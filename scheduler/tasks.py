@@ -1,7 +1,6 @@
 """Celery tasks: thin interfaces that load by id and call the runner."""
 
 import logging
-import math
 import os
 from datetime import datetime
 
@@ -12,15 +11,14 @@ from scheduler import tasks_alerts  # noqa: F401
 from scheduler.models import RUN_JOB_TASK, Job, JobRun
 from scheduler.run_guards import job_runs_reap_lost
 from scheduler.runner import job_run_execute
+from scheduler.time_limits import celery_hard_time_limit
 
 logger = logging.getLogger(__name__)
 
-# The runner stops an over-long step itself (JOB_TIME_LIMIT); this hard limit is the backstop for a
-# step stuck where a signal cannot reach it. The killed run is then reaped as "worker lost".
-_HARD_TIME_LIMIT_GRACE = 60
-# Whole seconds, as Celery's time_limit is typed; rounded up so a fractional JOB_TIME_LIMIT never
-# brings the backstop closer than the grace.
-_HARD_TIME_LIMIT = math.ceil(settings.JOB_TIME_LIMIT) + _HARD_TIME_LIMIT_GRACE
+# The runner stops an over-long step itself; Celery's hard limit is the backstop for a step stuck where
+# a signal cannot reach it (the killed run is then reaped as "worker lost"). This is the default, for
+# messages that carry no limit of their own: "run now" sends the job's (scheduler.services.job_run_now).
+_HARD_TIME_LIMIT = celery_hard_time_limit(settings.JOB_TIME_LIMIT)
 
 
 @shared_task(name=RUN_JOB_TASK, bind=True, time_limit=_HARD_TIME_LIMIT)
