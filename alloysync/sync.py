@@ -54,6 +54,7 @@ from alloysync.plan import (
     sync_plan_settle,
 )
 from alloysync.run_now import run_now_observe
+from alloysync.sync_alerts import jobs_newly_refused, jobs_refused_alert
 from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL, LeaseKeeper, SyncAlreadyRunning, SyncLease, SyncLeaseLost
 from alloysync.sync_record import sync_run_finish, sync_run_mode_record, sync_run_start
 from alloysync.write_back import write_back_codes, write_back_observe
@@ -436,12 +437,14 @@ def _apply(
     with transaction.atomic():
         if not sync.keeper.lease.take():
             raise SyncLeaseLost(f"sync {sync.run.pk} lost its lease to another sync before writing; it changed nothing")
+        newly_refused = jobs_newly_refused(plan.changes.invalid)  # before the marks: which are news
         outcome = jobs_apply_changes_or_bisect(plan.changes)
         _record_refusals(plan, outcome)
         sync_plan_settle(plan, outcome)
         refused = {error["item_id"]: error["message"] for error in plan.errors}
         read_valid = [seen.item_id for seen in observations if seen.item_id not in refused]
         changed_refusals = item_refusals_record(refused, [*plan.left, *read_valid], complete=complete)
+    jobs_refused_alert(newly_refused, run=sync.run)
     _after_apply(sync, config, observations, changed_refusals)
     return SyncRun.Status.SUCCEEDED, "; ".join(plan.notes)
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from alloysync.models import SyncRun
 from alloysync.plan import SyncPlan
+from alloysync.sync_alerts import sync_run_alerts
 from alloysync.sync_lease import SYNC_LEASE, SyncAlreadyRunning, SyncLease
 from scheduler.models import Lease
 from scheduler.storable import storable_text
@@ -72,6 +73,7 @@ def sync_run_finish(
         run.removed += len(earlier.changes.remove)
     _save(run)
     _log(run, requests)
+    sync_run_alerts(run)  # failing N times in a row, or working again: told once per change
     return run
 
 

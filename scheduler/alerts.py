@@ -131,24 +131,27 @@ def _record_run_alert(kind: str, job: Job, run: JobRun, *, threshold: int = 0) -
     return alert_record(kind=kind, subject=subject_line(headline), text="\n".join(lines), job=job, run=run)
 
 
-def job_refused_alerts(jobs: Sequence[Job], *, more_url: str = "") -> list[Alert]:
+def job_refused_alerts(jobs: Sequence[Job], *, count: int | None = None, more_url: str = "") -> list[Alert]:
     """Alert that a source's new definition of each job was refused (its ``sync_error``).
 
     Call once per change (a job's ``sync_error`` going from empty to an error), not for every sync
-    that still refuses it. ``more_url`` is a page listing every refusal (the sync's record). More
-    than ``REFUSED_ALERTS_MAX`` jobs make one summary alert naming the first few.
+    that still refuses it. ``count`` is how many jobs were refused (``len(jobs)`` if not given: a
+    caller may pass only the first few of many); ``more_url`` a page listing every refusal (the sync's
+    record). More than ``REFUSED_ALERTS_MAX`` make one summary alert naming the first few.
     """
+    count = len(jobs) if count is None else count
     if not jobs:
         return []
-    if len(jobs) > REFUSED_ALERTS_MAX:
-        return [_refused_summary_alert(jobs, more_url)]
+    if count > REFUSED_ALERTS_MAX:
+        return [_refused_summary_alert(jobs[:REFUSED_ALERTS_MAX], count, more_url)]
     return [_refused_alert(job, more_url) for job in jobs]
 
 
 def _refused_alert(job: Job, more_url: str) -> Alert:
     label = job_label(job)
     lines = [
-        f"Job {label}: its definition in the source was refused; the last valid definition keeps running.",
+        f"Job {label}: its new definition in {job.get_source_display()} was refused; "
+        "the last valid definition keeps running.",
         f"Error: {first_line(job.sync_error, ERROR_MAX_CHARS) or 'no error recorded'}",
         f"Next run: {next_run_text(job)}",
         "Open the job in the admin:",
@@ -161,14 +164,15 @@ def _refused_alert(job: Job, more_url: str) -> Alert:
     )
 
 
-def _refused_summary_alert(jobs: Sequence[Job], more_url: str) -> Alert:
-    lines = [f"{len(jobs)} jobs had their definitions refused at once; their last valid definitions keep running."]
-    for job in jobs[:REFUSED_ALERTS_MAX]:
+def _refused_summary_alert(jobs: Sequence[Job], count: int, more_url: str) -> Alert:
+    lines = [f"{count} jobs had their new definitions refused at once; their last valid ones keep running."]
+    for job in jobs:
         lines.append(f"- {job_label(job)}: {first_line(job.sync_error, 160) or 'no error recorded'}")
-    lines.append(f"- and {len(jobs) - REFUSED_ALERTS_MAX} more")
+    if count > len(jobs):
+        lines.append(f"- and {count - len(jobs)} more")
     if more_url:
         lines += ["Every refusal is listed on the sync's page:", more_url]
-    subject = subject_line(f"INVALID: {len(jobs)} job definitions refused")
+    subject = subject_line(f"INVALID: {count} job definitions refused")
     return alert_record(kind=Alert.Kind.INVALID, subject=subject, text="\n".join(lines))
 
 
