@@ -1,25 +1,44 @@
-"""``manage.py run_job <job>``: run a job now, synchronously, in this process."""
+"""``manage.py run_job <job> [--kwargs STEP=JSON ...]``: run a job now, synchronously, in this process."""
+
+import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scheduler.models import JobRun, StepRun
+from scheduler.jobspec import JobSpecError, steps_with_kwargs
+from scheduler.models import Job, JobRun, StepRun
 from scheduler.runner import job_run_execute
 from scheduler.selectors import JobNotFound, job_find
+from scheduler.types import JSONObject
+
+#: Exit status for arguments the command cannot use (argparse's own), apart from 1: the run failed.
+BAD_ARGUMENT = 2
 
 
 class Command(BaseCommand):
-    help = "Run a job now, in this process, printing each step's outcome. Exit status 1 if it fails."
+    help = (
+        "Run a job now, in this process, printing each step's outcome. Exit status 1 if it fails, "
+        "2 if an argument is wrong."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("job", help="The job's id, its Alloy item id, or its exact name.")
+        parser.add_argument(
+            "--kwargs",
+            action="append",
+            default=[],
+            metavar="STEP=JSON",
+            help="Run step STEP (its number from 1, or its function's name if only one step calls it) with "
+            "these keyword arguments, a JSON object, instead of its own for this run only. Repeatable.",
+        )
 
-    def handle(self, *args: object, job: str, **options: object) -> None:
+    def handle(self, *args: object, job: str, kwargs: list[str], **options: object) -> None:
         try:
             found = job_find(job)
         except JobNotFound as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Running job {found.pk} ({found.name}): {len(found.steps)} step(s)")
-        run = job_run_execute(job=found, trigger=JobRun.Trigger.COMMAND, on_step=self._print_step)
+        steps = _steps_to_run(found, kwargs)
+        self.stdout.write(f"Running job {found.pk} ({found.name}): {len(steps)} step(s)")
+        run = job_run_execute(job=found, trigger=JobRun.Trigger.COMMAND, on_step=self._print_step, steps=steps)
         summary = f"Run {run.pk} {run.status}" + (f": {run.error}" if run.error else "")
         if run.status != JobRun.Status.SUCCEEDED:
             raise CommandError(summary)
@@ -34,3 +53,58 @@ class Command(BaseCommand):
             self.stdout.write(step.error.rstrip())
         else:
             self.stdout.write(self.style.WARNING(line))
+
+
+def _steps_to_run(job: Job, overrides: list[str]) -> list[JSONObject]:
+    """The job's steps with the ``--kwargs`` given, checked as the job's own steps are; CommandError
+    (exit status 2) naming every bad option or step otherwise."""
+    stored: list[JSONObject] = job.steps
+    step_kwargs: list[object] = [step.get("kwargs") or {} for step in stored]
+    errors: list[str] = []
+    for option in overrides:
+        try:
+            index, value = _override(stored, option)
+        except ValueError as exc:
+            errors.append(f"--kwargs {option[:80]!r}: {exc}")
+            continue
+        step_kwargs[index] = value
+    if not errors:
+        try:
+            return steps_with_kwargs(stored, step_kwargs)
+        except JobSpecError as exc:
+            errors = exc.errors
+    raise CommandError("cannot run with these arguments: " + "; ".join(errors), returncode=BAD_ARGUMENT)
+
+
+def _override(steps: list[JSONObject], option: str) -> tuple[int, object]:
+    """(step index, kwargs) from ``STEP=JSON``; ValueError saying what is wrong with it."""
+    step, separator, text = option.partition("=")
+    step = step.strip()
+    if not separator or not step:
+        raise ValueError("expected STEP=JSON, e.g. 1='{\"message\": \"hi\"}' or examples.echo='{...}'")
+    index = _step_index(steps, step)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the arguments are not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except (ValueError, RecursionError):  # a 5,000-digit number; nesting past the stack
+        raise ValueError("the arguments cannot be read as JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"the arguments must be a JSON object, got {type(value).__name__}")
+    return index, value
+
+
+def _step_index(steps: list[JSONObject], step: str) -> int:
+    if step.isdigit():
+        number = int(step)
+        if not 1 <= number <= len(steps):
+            raise ValueError(f"the job has no step {number}: it has {len(steps)} step(s)")
+        return number - 1
+    matches = [index for index, stored in enumerate(steps) if stored.get("function") == step]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        numbers = ", ".join(str(index + 1) for index in matches)
+        raise ValueError(f"steps {numbers} all call {step}: give the step's number instead")
+    names = ", ".join(f"{number} {stored.get('function')}" for number, stored in enumerate(steps, start=1))
+    raise ValueError(f"no step calls {step!r}; the steps are: {names}")
