@@ -10,6 +10,11 @@ permission to send a task at once.
 A job's own periodic task is handled as the job's admin handles it: *run* queues a manual run through
 ``job_run_now`` (recorded as run by hand, not as a scheduled run with no due time), and *enable*
 resumes the job, clearing its pause note.
+
+Its schedule pages (crontab, interval, clocked, solar) are read-only for everyone, superusers included.
+A CrontabSchedule row is shared by every job with the same cron and zone: editing it there would
+silently move all of them while each job's own cron still said the old time, and deleting it would
+delete their periodic tasks with it (a cascade). A job's schedule changes only through the job.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_celery_beat import admin as celery_beat_admin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
+from scheduler.admin_helpers import acting_user
 from scheduler.events import job_state_changed_send
 from scheduler.models import RUN_JOB_PERMISSION, Job
 from scheduler.services import job_resume, job_run_now
@@ -58,7 +64,7 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         jobs = _jobs_of(queryset)
         for job in jobs:
-            job_run_now(job=job, requested_by=request.user)
+            job_run_now(job=job, requested_by=acting_user(request))
         if jobs:
             self.message_user(request, f"Queued a manual run of {len(jobs)} job(s).", messages.SUCCESS)
         others = queryset.exclude(pk__in=[job.periodic_task_id for job in jobs])
@@ -71,8 +77,34 @@ def _jobs_of(queryset: QuerySet[Any]) -> list[Job]:
     return list(Job.objects.select_related("periodic_task").filter(periodic_task__in=queryset))
 
 
+class ReadOnlyScheduleMixin:
+    """A schedule admin that shows rows and the tasks using them, and changes nothing (see the module's doc)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# django-celery-beat's admin for each schedule model, made read-only.
+SCHEDULE_ADMINS: dict[type[Any], type[admin.ModelAdmin[Any]]] = {
+    model: type(f"ReadOnly{base.__name__}", (ReadOnlyScheduleMixin, base), {})
+    for model, base in (
+        (CrontabSchedule, celery_beat_admin.CrontabScheduleAdmin),
+        (IntervalSchedule, celery_beat_admin.IntervalScheduleAdmin),
+        (ClockedSchedule, celery_beat_admin.ClockedScheduleAdmin),
+        (SolarSchedule, celery_beat_admin.SolarScheduleAdmin),
+    )
+}
+
+
 def register(site: admin.AdminSite) -> None:
-    """Put this admin in place of django-celery-beat's own on ``site``."""
-    if site.is_registered(PeriodicTask):
-        site.unregister(PeriodicTask)
-    site.register(PeriodicTask, PeriodicTaskAdmin)
+    """Put these admins in place of django-celery-beat's own on ``site``."""
+    for model, model_admin in [(PeriodicTask, PeriodicTaskAdmin), *SCHEDULE_ADMINS.items()]:
+        if site.is_registered(model):
+            site.unregister(model)
+        site.register(model, model_admin)

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from alloysync.models import ItemState, SyncRun
 from config import celery_app
 from scheduler.models import RUN_JOB_PERMISSION, Job, JobRun
+from scheduler.services import job_pause
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +68,11 @@ class CustomPage:
 CUSTOM_PAGES = {
     # django.contrib.auth's "change password" form for a user.
     "auth_user_password_change": CustomPage("auth.change_user", takes_object=True),
+    # A job's own pages, buttons on its change page: pause and resume change it, the runs need "run".
+    "scheduler_job_pause": CustomPage("scheduler.change_job", takes_object=True),
+    "scheduler_job_resume": CustomPage("scheduler.change_job", takes_object=True),
+    "scheduler_job_run": CustomPage(RUN_JOB_PERMISSION, takes_object=True),
+    "scheduler_job_run_with_arguments": CustomPage(RUN_JOB_PERMISSION, takes_object=True),
 }
 STANDARD_MODEL_PAGES = {"changelist", "add", "history", "delete", "change"}
 STANDARD_SITE_PAGES = {
@@ -183,6 +189,7 @@ def private_queue() -> Iterator[str]:
 def examples(make_job: Callable[..., Job], private_queue: str) -> dict[type[Model], Model]:
     """One row of each model registered in the admin, each deletable on its own (nothing depends on it)."""
     job = make_job(name="walked job")
+    job_pause(job=job, note="paused, so that resuming it changes something")
     task = job.periodic_task
     assert task is not None
     task.queue = private_queue

@@ -113,18 +113,6 @@ def test_the_form_refuses_what_the_service_refuses_with_the_same_messages(staff_
     assert not Job.objects.exists()
 
 
-def test_alloy_jobs_are_read_only_except_the_pause_note(staff_client, make_job):
-    job = make_job(name="from alloy", source=Job.Source.ALLOY, external_id="642062376be3a0036bbbb64b")
-    url = reverse("admin:scheduler_job_change", args=[job.pk])
-    page = staff_client.get(url).content.decode()
-    assert 'name="cron"' not in page
-    assert 'name="pause_note"' in page
-    staff_client.post(url, {"pause_note": "checked by ops", "cron": "* * * * *", "name": "hijacked"})
-    job.refresh_from_db()
-    assert job.pause_note == "checked by ops"
-    assert (job.name, job.cron) == ("from alloy", "30 2 * * *")
-
-
 def test_run_history_shows_steps_and_tracebacks(staff_client, make_job):
     job = make_job(steps='examples.fail {"message": "culvert sensor offline"}')
     run = job_run_execute(job=job, trigger=JobRun.Trigger.COMMAND)
