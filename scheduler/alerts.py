@@ -105,6 +105,17 @@ def _auto_pause_if_due(job: Job, run: JobRun, threshold: int) -> bool:
 
 
 def _record_run_alert(kind: str, job: Job, run: JobRun, *, threshold: int = 0) -> Alert:
+    subject, text = run_alert_message(kind, job, run, threshold=threshold)
+    return alert_record(kind=kind, subject=subject, text=text, job=job, run=run)
+
+
+def run_alert_message(kind: str, job: Job, run: JobRun, *, threshold: int = 0) -> tuple[str, str]:
+    """The subject and text of a FAILING, RECOVERED or AUTO_PAUSED alert about ``run`` of ``job``.
+
+    Plain lines: what changed, the run, its error's first line, the next run in the job's zone, and
+    the run's admin address alone on the last line. Every value from the job or the run is cleaned
+    and bounded (``alert_field``), so the text has these lines whatever the job is called.
+    """
     label = job_label(job)
     texts: dict[str, tuple[str, str]] = {
         Alert.Kind.FAILING: (f"FAILING: {label}", f"Job {label} started failing."),
@@ -128,7 +139,7 @@ def _record_run_alert(kind: str, job: Job, run: JobRun, *, threshold: int = 0) -
         "Open the run in the admin:",
         admin_url("admin:scheduler_jobrun_change", run.pk),
     ]
-    return alert_record(kind=kind, subject=subject_line(headline), text="\n".join(lines), job=job, run=run)
+    return subject_line(headline), "\n".join(lines)
 
 
 def job_refused_alerts(jobs: Sequence[Job], *, count: int | None = None, more_url: str = "") -> list[Alert]:
