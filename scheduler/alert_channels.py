@@ -149,6 +149,14 @@ def alerts_pending() -> Q:
     return pending
 
 
+def alert_is_pending(alert: Alert) -> bool:
+    """True if a configured channel has not taken ``alert`` yet (as ``alerts_pending``, for one row)."""
+    return bool(
+        (settings.JOB_ALERT_EMAILS and alert.emailed_at is None)
+        or (settings.JOB_ALERT_WEBHOOK_URL and alert.posted_at is None)
+    )
+
+
 def alerts_send_pending() -> int:
     """Beat's sweep: try again alerts older than ``SWEEP_AFTER`` that a channel has not taken and
     that have been tried fewer than ``ALERT_MAX_ATTEMPTS`` times; returns how many were sent in full.

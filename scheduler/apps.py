@@ -7,10 +7,13 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduled jobs"
 
     def ready(self) -> None:
-        from scheduler import health, registry, signals
+        from django.contrib import admin
+
+        from scheduler import alert_admin, health, registry, signals
 
         registry.load_job_modules(settings.JOB_MODULES)
         signals.connect()
         health.register_health_check("database", health.database_check)
         health.register_health_check("broker", health.broker_check)
         health.register_health_check("beat", health.beat_check)
+        alert_admin.register(admin.site)

@@ -358,3 +358,38 @@ def test_a_job_an_operator_paused_is_left_as_they_paused_it(settings, channels, 
     stored = Job.objects.get(pk=job.pk)
     assert stored.pause_note == "fixing the feed"
     assert kinds(job) == ["failing"]
+
+
+# --- admin ----------------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_alerts_read_only_with_how_each_send_went(admin_client, settings, channels, job):
+    fail(job)
+    deliver()
+    channels.status = 500
+    succeed(job)
+    deliver()
+    page = admin_client.get("/admin/scheduler/alert/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "FAILING: &quot;Gully report&quot;" in body and "RECOVERED" in body
+    assert "sent" in body and "1 tries so far" in body
+    alert = Alert.objects.get(kind="recovered")
+    detail = admin_client.get(f"/admin/scheduler/alert/{alert.pk}/change/").content.decode()
+    assert "webhook: answered HTTP 500" in detail and "recovered: its latest run succeeded" in detail
+    assert 'name="_save"' not in detail  # nothing to edit
+    assert admin_client.get("/admin/scheduler/alert/add/").status_code == 403
+
+
+def test_the_alert_list_costs_a_fixed_number_of_queries(admin_client, channels, job, django_assert_max_num_queries):
+    for _ in range(3):
+        fail(job)
+        succeed(job)
+    admin_client.get("/admin/scheduler/alert/")
+    with django_assert_max_num_queries(12) as few:
+        admin_client.get("/admin/scheduler/alert/")
+    for _ in range(10):
+        fail(job)
+        succeed(job)
+    with django_assert_max_num_queries(len(few)):
+        admin_client.get("/admin/scheduler/alert/")
