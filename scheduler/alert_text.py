@@ -81,13 +81,16 @@ def first_line(text: str, max_chars: int = ERROR_MAX_CHARS) -> str:
 
 
 def webhook_text(text: str) -> str:
-    """``text`` escaped for a Slack or Teams ``text`` field: ``&``, ``<`` and ``>`` as entities.
+    """``text`` for a Slack or Teams ``text`` field: ``&``, ``<`` and ``>`` as entities, lines apart.
 
     Slack reads ``<...>`` as links and mentions (``<!channel>``) and wants these three escaped, and
-    only these; Teams renders the entities as the characters. Links are left bare on their own
-    line: Slack's ``<url|label>`` form shows as raw text in Teams, a bare URL is a link in both.
+    only these; Teams renders the entities as the characters. Teams reads the field as markdown, where
+    a single line break joins two lines into one paragraph: lines are separated by a blank line,
+    which Slack shows as a little more space. Links are left bare on their own line: Slack's
+    ``<url|label>`` form shows as raw text in Teams, a bare URL is a link in both.
     """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "\n\n".join(escaped.split("\n"))
 
 
 def subject_line(headline: str) -> str:
