@@ -16,7 +16,14 @@ class AlloysyncConfig(AppConfig):
         job_state_changed.connect(_mark_jobs_to_write, dispatch_uid="alloysync-write-back-mark")
 
 
-def _mark_jobs_to_write(sender: object, job_ids: list[int], **kwargs: object) -> None:
+def _mark_jobs_to_write(
+    sender: object, job_ids: list[int], sources: dict[int, str] | None = None, **kwargs: object
+) -> None:
+    if sources is not None:
+        # The runner says which jobs are Alloy's: a local job has no item to write, and costs no query.
+        job_ids = [job_id for job_id in job_ids if sources.get(job_id, "alloy") == "alloy"]
+    if not job_ids:
+        return
     from alloysync.write_back import write_back_mark_jobs
 
     write_back_mark_jobs(job_ids)

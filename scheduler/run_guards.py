@@ -147,7 +147,7 @@ def run_outcome_tell(run: JobRun, job: Job | None = None) -> None:
     streak, recovered = job_failure_streak_record(run.job_id, failed=run.status == JobRun.Status.FAILED)
     if job is not None:
         job.failure_streak = streak
-    job_state_changed_send([run.job_id])
+    job_state_changed_send([run.job_id], sources={job.pk: job.source} if job is not None else None)
     try:
         job_run_alerts(run, streak=streak, recovered=recovered)
     except Exception:

@@ -189,6 +189,9 @@ def _new_step_runs(run: JobRun, steps: list[JSONObject], *, started_at: datetime
     ]
     if step_runs and started_at is not None:
         step_runs[0].status, step_runs[0].started_at = StepRun.Status.RUNNING, started_at
+    if len(step_runs) == 1:
+        step_runs[0].save(force_insert=True)  # bulk_create would wrap its one INSERT in a transaction
+        return step_runs
     return StepRun.objects.bulk_create(step_runs)
 
 

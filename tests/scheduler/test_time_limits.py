@@ -101,7 +101,7 @@ def test_every_kind_of_bad_time_limit_is_refused_with_one_clear_message(value):
 
 def test_the_admin_s_spec_names_the_field_without_the_alloy_setting():
     with pytest.raises(JobSpecError) as caught:
-        job_spec_build(name="x", cron="@daily", timezone="UTC", steps="examples.sleep {\"seconds\": 1}", time_limit=0)
+        job_spec_build(name="x", cron="@daily", timezone="UTC", steps='examples.sleep {"seconds": 1}', time_limit=0)
     assert caught.value.errors == ["time limit must be a whole number of seconds from 1 to 31622400, got 0"]
 
 
