@@ -65,6 +65,8 @@ class AlertAdmin(admin.ModelAdmin[Alert]):
         """Sent, still being tried (with why), or given up: what an operator needs to know of a send."""
         if not alert_is_pending(alert):
             return format_html("{}", "sent" if (alert.emailed_at or alert.posted_at) else "recorded (no channel)")
+        if not alert.attempts:
+            return format_html("{}", "queued")
         if alert.attempts >= ALERT_MAX_ATTEMPTS:
             return format_html('<strong style="color:#c62828">given up after {} tries</strong>', alert.attempts)
         return format_html('<span style="color:#c62828">{} tries so far</span>', alert.attempts)
