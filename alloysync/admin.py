@@ -8,7 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from alloysync.models import ItemState, SyncRun
-from scheduler.admin_helpers import site_time, status_badge
+from scheduler.admin_helpers import site_time, site_time_cell, status_badge
 from scheduler.charts import duration_text
 
 # What a sync did, as counted in SyncRun; shown in the list and on each run's page.
@@ -30,10 +30,11 @@ DETAIL_FIELDS = (
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
-    # Fits 1280 px: trigger and mode share a column; "unchanged" and "requests" are on the run's page.
+    # Fits 1280 px: trigger and mode share a column, as do the changes; "unchanged" and "requests" are on
+    # the run's page.
     list_display = [
         *("id", "kind", "status_shown", "started", "duration_shown"),
-        *("items_read", "created", "updated", "removed", "invalid", "message_short"),
+        *("read", "changes", "invalid", "message_short"),
     ]
     list_filter = ["status", "trigger", "mode"]
     date_hierarchy = "started_at"
@@ -48,11 +49,12 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
 
     @admin.display(description="Message")
     def message_short(self, run: SyncRun) -> str:
-        return run.message[:80]
+        return run.message[:60] + ("…" if len(run.message) > 60 else "")
 
     @admin.display(description="Sync", ordering="trigger")
     def kind(self, run: SyncRun) -> SafeString:
-        return format_html("{}<br><small>{}</small>", run.get_trigger_display(), run.get_mode_display())
+        # The mode's code, not its long label: the label is on the run's page and in the filter.
+        return format_html("{}<br><small>{}</small>", run.get_trigger_display(), run.mode)
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, run: SyncRun) -> SafeString:
@@ -60,16 +62,30 @@ class SyncRunAdmin(admin.ModelAdmin[SyncRun]):
         return status_badge(run.status, run.get_status_display())
 
     @admin.display(description="Started", ordering="started_at")
-    def started(self, run: SyncRun) -> str:
-        return site_time(run.started_at)
+    def started(self, run: SyncRun) -> SafeString:
+        return site_time_cell(run.started_at)
 
     @admin.display(description="Finished", ordering="finished_at")
     def finished(self, run: SyncRun) -> str:
         return site_time(run.finished_at)
 
     @admin.display(description="Duration")
-    def duration_shown(self, run: SyncRun) -> str:
-        return duration_text(run.duration)
+    def duration_shown(self, run: SyncRun) -> SafeString:
+        return format_html('<span style="white-space:nowrap">{}</span>', duration_text(run.duration))
+
+    @admin.display(description="Read", ordering="items_read")
+    def read(self, run: SyncRun) -> str:
+        return f"{run.items_read:,}"
+
+    @admin.display(description="Changes")
+    def changes(self, run: SyncRun) -> SafeString:
+        # One short line each: the list's headers do not wrap, so three count columns cost more than one.
+        return format_html(
+            '<span style="white-space:nowrap">{} created<br>{} updated<br>{} removed</span>',
+            f"{run.created:,}",
+            f"{run.updated:,}",
+            f"{run.removed:,}",
+        )
 
     @admin.display(description="Invalid items")
     def invalid_items(self, run: SyncRun) -> str:

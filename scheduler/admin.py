@@ -35,7 +35,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from scheduler import periodic_task_admin, registry, services
-from scheduler.admin_helpers import acting_user, site_time, status_badge
+from scheduler.admin_helpers import acting_user, site_time, site_time_cell, status_badge
 from scheduler.charts import duration_text, job_run_bars
 from scheduler.cron import CronError, describe_cron, next_fire
 from scheduler.jobspec import (
@@ -261,10 +261,10 @@ class JobAdmin(admin.ModelAdmin[Job]):
         "run_bars",
         "runs_link",
         "sync_error",
-        "removed_at",
+        "removed",
         "history",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
     ]
     change_form_template = "admin/scheduler/job/change_form.html"
 
@@ -296,11 +296,11 @@ class JobAdmin(admin.ModelAdmin[Job]):
             (None, {"fields": definition}),
             (
                 "State",
-                {"fields": ["pause_state", "next_run", "last_run", "failure_streak", "sync_error", "removed_at"]},
+                {"fields": ["pause_state", "next_run", "last_run", "failure_streak", "sync_error", "removed"]},
             ),
             ("Runs", {"fields": ["run_bars", "runs_link"]}),
             ("Who did what", {"fields": ["history"]}),
-            ("Record", {"fields": ["source", "external_id", "created_at", "updated_at"]}),
+            ("Record", {"fields": ["source", "external_id", "created", "updated"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
@@ -568,6 +568,18 @@ class JobAdmin(admin.ModelAdmin[Job]):
     def sync_error_short(self, job: Job) -> str:
         return job.sync_error[:80]
 
+    @admin.display(description="Created")
+    def created(self, job: Job) -> str:
+        return site_time(job.created_at)
+
+    @admin.display(description="Last changed")
+    def updated(self, job: Job) -> str:
+        return site_time(job.updated_at)
+
+    @admin.display(description="Removed")
+    def removed(self, job: Job) -> str:
+        return site_time(job.removed_at) if job.removed_at else "no"
+
     @admin.display(description="Latest changes")
     def history(self, job: Job) -> SafeString | str:
         if job.pk is None:
@@ -670,19 +682,19 @@ class _RunDisplays:
         return status_badge(run.status, run.get_status_display())
 
     @admin.display(description="Started", ordering="started_at")
-    def started(self, run: JobRun | StepRun) -> str:
-        return site_time(run.started_at)
+    def started(self, run: JobRun | StepRun) -> SafeString:
+        return site_time_cell(run.started_at)
 
     @admin.display(description="Finished", ordering="finished_at")
     def finished(self, run: JobRun | StepRun) -> str:
         return site_time(run.finished_at)
 
     @admin.display(description="Duration")
-    def duration_shown(self, run: JobRun | StepRun) -> str:
+    def duration_shown(self, run: JobRun | StepRun) -> SafeString:
         duration: timedelta | None = None
         if run.started_at and run.finished_at:
             duration = run.finished_at - run.started_at
-        return duration_text(duration)
+        return format_html('<span style="white-space:nowrap">{}</span>', duration_text(duration))
 
 
 class StepRunInline(_RunDisplays, admin.TabularInline[StepRun, JobRun]):
@@ -702,7 +714,8 @@ class StepRunInline(_RunDisplays, admin.TabularInline[StepRun, JobRun]):
 
 @admin.register(JobRun)
 class JobRunAdmin(_RunDisplays, admin.ModelAdmin[JobRun]):
-    list_display = ["id", "job", "trigger", "status_shown", "created", "started", "duration_shown", "requested_by"]
+    # Fits 1280 px: when it was queued is on the run's page (and the list is in that order).
+    list_display = ["id", "job", "trigger", "status_shown", "started", "duration_shown", "requested_by"]
     list_filter = ["status", "trigger", ("job", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["job__name", "job__external_id"]
     list_select_related = ["job", "requested_by"]

@@ -28,6 +28,11 @@ def site_time(when: datetime | None) -> str:
     return time_text(when, timezone.get_default_timezone())
 
 
+def site_time_cell(when: datetime | None) -> SafeString:
+    """``site_time`` kept on one line, for list columns: a time broken over four lines reads as four things."""
+    return format_html('<span style="white-space:nowrap">{}</span>', site_time(when))
+
+
 def status_badge(status: str, label: str) -> SafeString:
     """A run's status as a coloured badge: failed runs stand out in red, the colours of the run bars."""
     colour = STATUS_COLOURS.get(status, "#616161")

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from alloysync.models import ItemState, SyncRun
 from config import celery_app
-from scheduler.models import RUN_JOB_PERMISSION, Job, JobRun
+from scheduler.models import RUN_JOB_PERMISSION, Alert, Job, JobRun
 from scheduler.services import job_pause
 
 pytestmark = pytest.mark.django_db
@@ -199,6 +199,7 @@ def examples(make_job: Callable[..., Job], private_queue: str) -> dict[type[Mode
     return {
         Job: job,
         JobRun: JobRun.objects.create(job=with_history, trigger=JobRun.Trigger.COMMAND, status="succeeded"),
+        Alert: Alert.objects.create(kind=Alert.Kind.values[0], job=job, subject="walked job failing", text="boom"),
         SyncRun: SyncRun.objects.create(trigger="command", status="succeeded", started_at=now, finished_at=now),
         ItemState: ItemState.objects.create(item_id="65f0c1a0e4d0a1b2c3d4e501", dirty_since=now, last_error="HTTP 503"),
         type(task): task,

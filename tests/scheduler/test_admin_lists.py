@@ -123,8 +123,10 @@ def test_the_sync_list_shows_durations_and_times_with_their_zone(ops_client):
         started_at=started,
         finished_at=started + timedelta(seconds=0.4),
     )
+    SyncRun.objects.filter(status="failed").update(items_read=100_000, created=12, updated=345, removed=3)
     page = ops_client.get(SYNCS).content.decode()
     assert ">3 min 4 s<" in page and ">0.4 s<" in page
+    assert ">100,000<" in page and "12 created<br>345 updated<br>3 removed" in page
     assert "2026-11-30 02:00:00 UTC" in page
     assert page.count('class="status-badge status-failed"') == 1
 
