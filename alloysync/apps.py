@@ -7,11 +7,15 @@ class AlloysyncConfig(AppConfig):
 
     def ready(self) -> None:
         from alloysync.health import alloy_check, sync_check
+        from alloysync.retention import sync_runs_prune
         from scheduler.events import job_state_changed
         from scheduler.health import register_health_check
+        from scheduler.retention import register_pruner
 
         register_health_check("alloy", alloy_check)
         register_health_check("alloy_sync", sync_check)
+        # Every prune (the daily beat entry, manage.py prune_history) prunes sync records too.
+        register_pruner("sync records", sync_runs_prune)
         # A run finished, a job paused or resumed: its Alloy item's state is to be written.
         job_state_changed.connect(_mark_jobs_to_write, dispatch_uid="alloysync-write-back-mark")
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from celery import Task, shared_task
 from django.conf import settings
 
-from scheduler import tasks_alerts  # noqa: F401
+from scheduler import tasks_alerts, tasks_retention  # noqa: F401
 from scheduler.models import RUN_JOB_TASK, Job, JobRun
 from scheduler.run_guards import job_runs_reap_lost
 from scheduler.runner import job_run_execute
