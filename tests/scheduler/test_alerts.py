@@ -16,12 +16,13 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from config import celery_app
 from config.env_secrets import Secret
 from scheduler.alert_channels import ALERT_MAX_ATTEMPTS, alert_send, alerts_send_pending
 from scheduler.alerts import SEND_ALERT_TASK, alert_queue, job_run_alerts
 from scheduler.models import Alert, Job, JobRun
 from scheduler.services import JobStateError, job_pause, job_resume
-from tests.helpers import free_port
+from tests.helpers import broker_unreachable, free_port
 from tests.scheduler.alert_webhook import WebhookRecorder
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +156,25 @@ def test_an_alert_is_queued_for_a_worker_only_once_committed(channels, job, djan
         assert Alert.objects.count() == 1
     assert len(callbacks) == 1  # the queueing, held until the run's alert row is committed
     assert len(mail.outbox) == 0 and channels.posts == []  # the run itself never sends
+
+
+def test_a_broker_that_is_away_costs_the_run_no_error_and_the_sweep_sends_the_alert(
+    channels, job, caplog, django_capture_on_commit_callbacks
+):
+    with (
+        caplog.at_level(logging.WARNING),
+        broker_unreachable(celery_app),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        fail(job)  # raises nothing: the run is recorded, its alert too
+    alert = Alert.objects.get()
+    assert f"alert {alert.pk}: could not be queued (OperationalError); beat's scheduler.send_alerts sends it" in (
+        caplog.text
+    )
+    assert "127.0.0.1:1" not in caplog.text  # the broker's address is left out too
+    Alert.objects.filter(pk=alert.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    assert alerts_send_pending() == 1
+    assert len(mail.outbox) == 1 and len(channels.posts) == 1
 
 
 def test_with_no_channel_the_alert_is_still_recorded_and_logged(settings, job, caplog):
