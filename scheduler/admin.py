@@ -387,8 +387,6 @@ class JobAdmin(admin.ModelAdmin[Job]):
         context = dict(extra_context or {})
         if job is not None:
             context["job_tools"] = self.job_tools(request, job)
-            if job.source == Job.Source.ALLOY:
-                context["show_save_and_add_another"] = False
         return super().change_view(request, object_id, form_url, context)
 
     def _job_or_404(self, request: HttpRequest, object_id: str) -> Job:
@@ -527,6 +525,9 @@ class JobAdmin(admin.ModelAdmin[Job]):
             return "removed: no schedule"
         if not job.is_paused:
             return "not paused: runs on schedule"
+        if job.paused_at is None:
+            # Paused before pauses were recorded (the periodic task's enabled box): nobody to name.
+            return format_html("<strong>Paused</strong> (who and when not recorded): {}", job.pause_note or "no note")
         author = job.paused_by.get_username() if job.paused_by else AUTO_PAUSE_AUTHOR
         return format_html(
             "<strong>Paused</strong> by {} at {}:<br>{}", author, site_time(job.paused_at), job.pause_note

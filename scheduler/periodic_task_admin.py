@@ -8,8 +8,10 @@ disable or toggle (the enabled box is a job's pause state), and the project's "r
 permission to send a task at once.
 
 A job's own periodic task is handled as the job's admin handles it: *run* queues a manual run through
-``job_run_now`` (recorded as run by hand, not as a scheduled run with no due time), and *enable*
-resumes the job, clearing its pause note.
+``job_run_now`` (recorded as run by hand, not as a scheduled run with no due time), *enable* (and
+*toggle* of a paused one) resumes the job, clearing its pause note, and *disable* (or *toggle* of a
+running one) does not pause it but says to pause it from its own page: a pause needs a note and an
+author, which this list cannot ask for. For the same reason a job's task has its enabled box read-only.
 
 Its schedule pages (crontab, interval, clocked, solar) are read-only for everyone, superusers included.
 A CrontabSchedule row is shared by every job with the same cron and zone: editing it there would
@@ -28,7 +30,6 @@ from django_celery_beat import admin as celery_beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from scheduler.admin_helpers import acting_user
-from scheduler.events import job_state_changed_send
 from scheduler.models import RUN_JOB_PERMISSION, Job
 from scheduler.services import job_resume, job_run_now
 
@@ -52,13 +53,39 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
 
     @admin.action(description=_Base.disable_tasks.short_description, permissions=["change"])
     def disable_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().disable_tasks(request, queryset)
-        job_state_changed_send(job.pk for job in _jobs_of(queryset))  # paused by a queryset update
+        jobs = _jobs_of(queryset)
+        self._refuse_pausing(request, [job for job in jobs if not job.is_paused])
+        others = _not_jobs(queryset, jobs)
+        if others.exists():
+            super().disable_tasks(request, others)
 
     @admin.action(description=_Base.toggle_tasks.short_description, permissions=["change"])
     def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().toggle_tasks(request, queryset)
-        job_state_changed_send(job.pk for job in _jobs_of(queryset))
+        jobs = _jobs_of(queryset)
+        paused = [job for job in jobs if job.is_paused]
+        for job in paused:
+            job_resume(job=job)
+        self._refuse_pausing(request, [job for job in jobs if job not in paused])
+        others = _not_jobs(queryset, jobs)
+        if others.exists():
+            super().toggle_tasks(request, others)
+
+    def _refuse_pausing(self, request: HttpRequest, jobs: list[Job]) -> None:
+        # A pause needs a note and an author, which this list cannot ask for: the job's page can.
+        if jobs:
+            names = ", ".join(job.name for job in jobs)
+            self.message_user(
+                request,
+                f"Not paused: {names}. Pause a job from its own page (Jobs), with a note saying why.",
+                messages.WARNING,
+            )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and Job.objects.filter(periodic_task=obj).exists():
+            # A job's enabled box is its pause state: changed by pause (with a note) and resume only.
+            return [*fields, "enabled"]
+        return fields
 
     @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -67,7 +94,7 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
             job_run_now(job=job, requested_by=acting_user(request))
         if jobs:
             self.message_user(request, f"Queued a manual run of {len(jobs)} job(s).", messages.SUCCESS)
-        others = queryset.exclude(pk__in=[job.periodic_task_id for job in jobs])
+        others = _not_jobs(queryset, jobs)
         if others.exists():
             super().run_tasks(request, others)
 
@@ -100,6 +127,11 @@ SCHEDULE_ADMINS: dict[type[Any], type[admin.ModelAdmin[Any]]] = {
         (SolarSchedule, celery_beat_admin.SolarScheduleAdmin),
     )
 }
+
+
+def _not_jobs(queryset: QuerySet[Any], jobs: list[Job]) -> QuerySet[Any]:
+    """The selected periodic tasks that belong to no job."""
+    return queryset.exclude(pk__in=[job.periodic_task_id for job in jobs])
 
 
 def register(site: admin.AdminSite) -> None:

@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,10 +190,13 @@ def examples(make_job: Callable[..., Job], private_queue: str) -> dict[type[Mode
     """One row of each model registered in the admin, each deletable on its own (nothing depends on it)."""
     job = make_job(name="walked job")
     job_pause(job=job, note="paused, so that resuming it changes something")
-    task = job.periodic_task
-    assert task is not None
-    task.queue = private_queue
-    task.save(update_fields=["queue"])
+    # A task of no job's: the periodic task list's own enable, disable and toggle work on those only.
+    task = PeriodicTask.objects.create(
+        name="walked task",
+        task="scheduler.reap_lost_runs",
+        interval=IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES),
+        queue=private_queue,
+    )
     with_history = make_job(name="job with history", cron="0 3 * * *")
     now = timezone.now()
     return {

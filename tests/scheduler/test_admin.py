@@ -192,3 +192,41 @@ def test_enabling_a_paused_jobs_periodic_task_resumes_the_job_and_clears_its_not
     job.refresh_from_db()
     job.periodic_task.refresh_from_db()
     assert not job.is_paused and job.pause_note == ""
+
+
+def test_disabling_a_jobs_periodic_task_does_not_pause_it_without_a_note(staff_client, make_job):
+    job = make_job(name="gullies")
+    for action in ("disable_tasks", "toggle_tasks"):
+        page = staff_client.post(
+            PERIODIC_TASKS, {"action": action, "_selected_action": [job.periodic_task_id]}, follow=True
+        ).content.decode()
+        assert "Not paused: gullies. Pause a job from its own page (Jobs), with a note saying why." in page
+        job.refresh_from_db()
+        job.periodic_task.refresh_from_db()
+        assert not job.is_paused
+
+
+def test_toggling_a_paused_jobs_periodic_task_resumes_the_job(staff_client, make_job):
+    from scheduler.services import job_pause
+
+    job = make_job()
+    job_pause(job=job, note="roadworks")
+    staff_client.post(PERIODIC_TASKS, {"action": "toggle_tasks", "_selected_action": [job.periodic_task_id]})
+    job.refresh_from_db()
+    job.periodic_task.refresh_from_db()
+    assert not job.is_paused and job.pause_note == ""
+
+
+def test_a_jobs_periodic_task_has_its_enabled_box_read_only(staff_client, make_job):
+    job = make_job()
+    url = reverse("admin:django_celery_beat_periodictask_change", args=[job.periodic_task_id])
+    assert 'name="enabled"' not in staff_client.get(url).content.decode()
+
+
+def test_a_pause_from_before_pauses_were_recorded_says_so_instead_of_naming_an_author(staff_client, make_job):
+    job = make_job()
+    job.periodic_task.enabled = False
+    job.periodic_task.save(update_fields=["enabled"])
+    page = staff_client.get(reverse("admin:scheduler_job_change", args=[job.pk])).content.decode()
+    assert "<strong>Paused</strong> (who and when not recorded): no note" in page
+    assert "auto-pause" not in page
