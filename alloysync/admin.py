@@ -112,14 +112,19 @@ class _WritePending(admin.SimpleListFilter):
         return queryset
 
 
+# ItemState's time fields and what shows each with its zone.
+TIMES = {"dirty_since": "dirty", "next_attempt_at": "next_attempt", "written_at": "written_time"}
+
+
 @admin.register(ItemState)
 class ItemStateAdmin(admin.ModelAdmin[ItemState]):
     """What alloysync has written, or still owes, onto each Alloy item; written by workers only."""
 
-    list_display = ["item_id", "shown_status", "dirty_since", "attempts", "next_attempt_at", "error_short", "refusal"]
+    list_display = ["item_id", "shown_status", "dirty", "attempts", "next_attempt", "error_short", "refusal"]
     list_filter = [_WritePending]
     search_fields = ["item_id"]
-    readonly_fields = [field.name for field in ItemState._meta.fields]
+    # Every field, its times shown with their zone.
+    readonly_fields = [TIMES.get(field.name, field.name) for field in ItemState._meta.fields if field.name != "id"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -135,6 +140,18 @@ class ItemStateAdmin(admin.ModelAdmin[ItemState]):
         # The status word as last written or read, whatever the attribute's code.
         words = {"invalid", "paused", "failed", "succeeded", "scheduled"}
         return next((value for value in state.written.values() if value in words), "")
+
+    @admin.display(description="Owed since", ordering="dirty_since")
+    def dirty(self, state: ItemState) -> SafeString:
+        return site_time_cell(state.dirty_since)
+
+    @admin.display(description="Next attempt", ordering="next_attempt_at")
+    def next_attempt(self, state: ItemState) -> SafeString:
+        return site_time_cell(state.next_attempt_at)
+
+    @admin.display(description="Written at", ordering="written_at")
+    def written_time(self, state: ItemState) -> str:
+        return site_time(state.written_at)
 
     @admin.display(description="Last error")
     def error_short(self, state: ItemState) -> str:

@@ -141,3 +141,14 @@ def test_next_fire_times_gives_five_times_in_the_jobs_zone_across_a_clock_change
         "2026-11-15 01:30 GMT",
         "2026-11-22 01:30 GMT",
     ]
+
+
+def test_what_alloysync_owes_alloy_shows_its_times_with_their_zone(ops_client):
+    from alloysync.models import ItemState
+
+    owed = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    state = ItemState.objects.create(item_id="b" * 24, dirty_since=owed, next_attempt_at=owed + timedelta(minutes=5))
+    page = ops_client.get(reverse("admin:alloysync_itemstate_changelist")).content.decode()
+    assert "2026-11-30 02:00:00 UTC" in page and "2026-11-30 02:05:00 UTC" in page
+    detail = ops_client.get(reverse("admin:alloysync_itemstate_change", args=[state.pk])).content.decode()
+    assert "2026-11-30 02:05:00 UTC" in detail
