@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -15,23 +15,11 @@ from alloysync.client import AlloyClient, ItemQuery, PacingPolicy
 from alloysync.fake_alloy import SAMPLE_DESIGN_CODE, FakeAlloyServer
 from alloysync.models import RateBudget
 from alloysync.pacing import DatabasePacer, shared_pacer
-from tests.alloysync.client.helpers import API_KEY, numbered_items
+from tests.alloysync.client.helpers import API_KEY, NOW, Clock, numbered_items
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.django_db(transaction=True)]
 
-NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 QUERY = "POST /api/aqs/query"
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def budget(endpoint: str = QUERY) -> tuple[int, datetime]:

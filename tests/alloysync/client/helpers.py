@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,21 @@ API_KEY = "5b1e0c7a-3f2d-4c8e-9a61-0d2f4e6b8c10"
 ALL_JOBS = ItemQuery(SAMPLE_DESIGN_CODE)
 FLAGGED_JOBS = ItemQuery(SAMPLE_DESIGN_CODE, flag_attribute=SAMPLE_FLAG_ATTRIBUTE)
 UNFLAGGED_SAMPLE_ID = "65f0c1a0e4d0a1b2c3d4e50d"
+#: The instant pacing tests start from: a ``Clock``'s time until it is moved.
+NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand: calling it gives the time, ``advance`` moves it on."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def numbered_items(count: int, *, flagged: bool = True, offset: int = 0) -> list[dict[str, Any]]:

@@ -19,25 +19,11 @@ from alloysync.client.pacing import (
     read_rate_limit,
 )
 from alloysync.fake_alloy import FakeAlloyServer
-from tests.alloysync.client.helpers import ALL_JOBS, API_KEY, mock_client, numbered_items
+from tests.alloysync.client.helpers import ALL_JOBS, API_KEY, NOW, Clock, mock_client, numbered_items
 
 pytestmark = pytest.mark.timeout(60)
 
-NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 QUERY = "POST /api/aqs/query"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class RecordingPacer:
