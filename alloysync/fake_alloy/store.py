@@ -203,11 +203,7 @@ class ItemStore:
         """The answer to ``PUT /api/item/{id}``: the edited item, or ``ApiError`` 400/403/404/409."""
         changes, collection, signature = _parse_edit(body)
         with self._lock:
-            item = self._items.get(item_id)
-            if item is None:
-                raise ApiError(404, "ItemNotFound", f"Item {item_id} does not exist.")
-            if item.get("context") in LOCKED_CONTEXTS:
-                raise ApiError(403, "ItemNotEditable", f"Item {item_id} belongs to {item['context']} and is read-only.")
+            item = self._editable(item_id)
             if signature != item.get("signature"):
                 raise ApiError(409, "ItemSignatureMismatch", f"Item {item_id} was edited since that signature.")
             when = self._apply_edit(item, changes, collection, self._when(None))
@@ -217,11 +213,7 @@ class ItemStore:
     def delete_item_body(self, item_id: str) -> dict[str, Any]:
         """The answer to ``DELETE /api/item/{id}``: ``{}``, or ``ApiError`` 403/404."""
         with self._lock:
-            item = self._items.get(item_id)
-            if item is None:
-                raise ApiError(404, "ItemNotFound", f"Item {item_id} does not exist.")
-            if item.get("context") in LOCKED_CONTEXTS:
-                raise ApiError(403, "ItemNotEditable", f"Item {item_id} belongs to {item['context']} and is read-only.")
+            self._editable(item_id)
             self.remove_item(item_id)
         return {}
 
@@ -236,6 +228,16 @@ class ItemStore:
         events.sort(key=lambda event: event.date)  # stable: events at one instant stay in the order they happened
         window = events[(page - 1) * page_size : page * page_size]
         return {"page": page, "pageSize": page_size, "results": [_log_entry(event) for event in window]}
+
+    def _editable(self, item_id: str) -> dict[str, Any]:
+        """The item that PUT or DELETE may change (the caller holds the lock), or ``ApiError`` 404 if
+        there is none, 403 if it belongs to a read-only context."""
+        item = self._items.get(item_id)
+        if item is None:
+            raise ApiError(404, "ItemNotFound", f"Item {item_id} does not exist.")
+        if item.get("context") in LOCKED_CONTEXTS:
+            raise ApiError(403, "ItemNotEditable", f"Item {item_id} belongs to {item['context']} and is read-only.")
+        return item
 
     # --- changes --------------------------------------------------------------------------------
 
