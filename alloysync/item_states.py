@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Model, OuterRef
 
 from alloysync.client import AlloyItem
 from alloysync.models import ItemState
@@ -20,10 +20,19 @@ from scheduler.models import Job
 from scheduler.storable import storable_json, storable_text
 from scheduler.stored_values import text_problem
 
+
+def _max_length(model: type[Model], name: str) -> int:
+    """The declared size of a text column, so the limits below follow the models' own."""
+    size = getattr(model._meta.get_field(name), "max_length", None)
+    if not isinstance(size, int):
+        raise TypeError(f"{model.__name__}.{name} has no max_length")
+    return size
+
+
 # Column sizes of ItemState (and Job.external_id): what Alloy sends beyond them is not kept as is.
-ITEM_ID_CHARS = 64
-SIGNATURE_CHARS = 64
-COLLECTION_CHARS = 32
+ITEM_ID_CHARS = min(_max_length(ItemState, "item_id"), _max_length(Job, "external_id"))
+SIGNATURE_CHARS = _max_length(ItemState, "signature")
+COLLECTION_CHARS = _max_length(ItemState, "collection")
 #: An observed attribute value is kept up to this size as JSON (a larger one is cut, visibly).
 MAX_OBSERVED_BYTES = 64 * 1024
 MAX_REFUSAL_CHARS = 4000
