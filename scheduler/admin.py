@@ -670,7 +670,7 @@ STEP_RUN_FIELDS = (
     "error_display",
 )
 JOB_RUN_FIELDS = (
-    *("job", "trigger", "status_shown", "requested_by", "created", "started", "finished", "duration_shown"),
+    *("job", "trigger", "status_shown", "requested_by", "due", "created", "started", "finished", "duration_shown"),
     *("heartbeat", "worker", "error"),
 )
 
@@ -734,6 +734,10 @@ class JobRunAdmin(_RunDisplays, admin.ModelAdmin[JobRun]):
     @admin.display(description="Queued", ordering="created_at")
     def created(self, run: JobRun) -> str:
         return site_time(run.created_at)
+
+    @admin.display(description="Due (scheduled runs)")
+    def due(self, run: JobRun) -> str:
+        return site_time(run.due_at)
 
     @admin.display(description="Last heartbeat")
     def heartbeat(self, run: JobRun) -> str:

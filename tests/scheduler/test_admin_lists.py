@@ -102,8 +102,10 @@ def test_the_run_list_shows_durations_as_people_say_them_times_with_their_zone_a
     assert "2026-11-30 02:30:00 UTC" in page
     assert page.count('class="status-badge status-failed"') == 1
     assert page.count('class="status-badge status-succeeded"') == 1
+    JobRun.objects.filter(pk=slow.pk).update(due_at=datetime(2026, 11, 30, 2, 30, tzinfo=UTC))
     detail = ops_client.get(reverse("admin:scheduler_jobrun_change", args=[slow.pk])).content.decode()
     assert "3 min 4 s" in detail and "2026-11-30 02:33:04 UTC" in detail
+    assert "Due (scheduled runs)" in detail and "2026-11-30 02:30:00 UTC" in detail
     assert quick.pk != slow.pk
 
 
