@@ -115,7 +115,8 @@ def job_pause(*, job: Job, note: str, by: AbstractBaseUser | None = None) -> Non
     if not note.strip():
         raise JobStateError("a pause needs a note saying why (whoever finds the job paused will read it)")
     with transaction.atomic():
-        job.pause_note, job.paused_by, job.paused_at = note.strip(), by, timezone.now()
+        # By id: any user model will do (the admin passes request.user as AbstractBaseUser).
+        job.pause_note, job.paused_by_id, job.paused_at = note.strip(), by.pk if by else None, timezone.now()
         job.save(update_fields=["pause_note", "paused_by", "paused_at", "updated_at"])
         job.periodic_task.enabled = False
         # date_changed too (auto_now only saves when listed): beat picks up changes by it.
