@@ -117,11 +117,13 @@ def item_refusals_record(refused: Mapping[str, str], valid: Iterable[str], *, co
         changed += clear
     news = {item_id: message for item_id, message in refused.items() if known.get(item_id) != message}
     if news:
-        existing = set(ItemState.objects.filter(item_id__in=news).values_list("item_id", flat=True))
-        new_rows = [ItemState(item_id=item_id, refusal=news[item_id]) for item_id in news if item_id not in existing]
+        existing = list(ItemState.objects.filter(item_id__in=news).only("pk", "item_id"))
+        for row in existing:
+            row.refusal = news[row.item_id]
+        ItemState.objects.bulk_update(existing, ["refusal"])
+        held = {row.item_id for row in existing}
+        new_rows = [ItemState(item_id=item_id, refusal=news[item_id]) for item_id in news if item_id not in held]
         ItemState.objects.bulk_create(new_rows)
-        for item_id in existing:
-            ItemState.objects.filter(item_id=item_id).update(refusal=news[item_id])
         changed += list(news)
     # Stand-ins are counted, never written to: they name no item Alloy could edit.
     return [item_id for item_id in changed if not item_id.startswith(UNSTORABLE_ID_PREFIX)]
