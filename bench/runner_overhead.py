@@ -1,7 +1,9 @@
 """Runner overhead: a job of N ``examples.echo`` steps through the runner versus the same calls made directly.
 
-Prints per-step overhead in ms and database queries per run (and per added step). Runs against the
-database DATABASE_URL names (SQLite by default), in a throwaway test database it creates and drops.
+Prints per-step overhead in ms, database queries per run (and per added step), and the queries and
+runs a second of a one-step scheduled run as a worker makes it (the task's read of the job included),
+against the reference before the run path was trimmed (12 queries). Runs against the database
+DATABASE_URL names (SQLite by default), in a throwaway test database it creates and drops.
 
     python bench/runner_overhead.py [--runs 200] [--steps 10]
 """
@@ -26,7 +28,7 @@ from django.db import connection, reset_queries  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
 from scheduler.jobspec import job_spec_build  # noqa: E402
-from scheduler.models import JobRun  # noqa: E402
+from scheduler.models import Job, JobRun  # noqa: E402
 from scheduler.registry import get_job_function  # noqa: E402
 from scheduler.runner import job_run_execute  # noqa: E402
 from scheduler.services import job_create  # noqa: E402
@@ -66,6 +68,30 @@ def queries_per_run(job) -> int:
     return len(captured)
 
 
+#: A one-step run's queries before the run path was trimmed (the runner alone, as measured here then).
+REFERENCE_QUERIES = 12
+
+
+def scheduled_run(job_id: int) -> JobRun:
+    """A one-step scheduled run as the worker's task makes it: read the job, then run it."""
+    job = Job.objects.select_related("periodic_task").get(pk=job_id)
+    return job_run_execute(job=job, trigger=JobRun.Trigger.SCHEDULE)
+
+
+def scheduled_queries(job_id: int) -> int:
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        scheduled_run(job_id)
+    return len(captured)
+
+
+def scheduled_runs_per_second(job_id: int, runs: int) -> float:
+    started = time.perf_counter()
+    for _ in range(runs):
+        scheduled_run(job_id)
+    return runs / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
@@ -84,6 +110,8 @@ def main() -> None:
         overhead_ms = (runner - direct) / args.steps * 1000
         queries, one_step_queries = queries_per_run(job), queries_per_run(one_step_job)
         per_step_queries = (queries - one_step_queries) / (args.steps - 1)
+        task_queries = scheduled_queries(one_step_job.pk)
+        rate = scheduled_runs_per_second(one_step_job.pk, args.runs)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
@@ -92,8 +120,11 @@ def main() -> None:
     print(f"through the runner:  {runner * 1000:8.3f} ms per run (median; p95 {percentile(samples, 95) * 1000:.3f} ms)")
     print(f"overhead per step:   {overhead_ms:8.3f} ms (aim: under 2 ms)")
     print(
-        f"queries per run:     {queries:8d} ({one_step_queries} for a 1-step run; {per_step_queries:g} per added step)"
+        f"queries per run:     {queries:8d} ({one_step_queries} for a 1-step run, {REFERENCE_QUERIES} before: "
+        f"{REFERENCE_QUERIES / one_step_queries:.1f}x fewer; {per_step_queries:g} per added step)"
     )
+    print(f"1-step scheduled run, as the worker's task makes it: {task_queries} queries (aim: at most 6)")
+    print(f"1-step scheduled runs a second, one process, no broker: {rate:8.1f}")
 
 
 def percentile(samples: list[float], pct: int) -> float:

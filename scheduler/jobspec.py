@@ -175,7 +175,7 @@ def time_limit_parse(value: object, *, what: str = "time limit") -> int | None:
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         whole = int(value)
     if whole is None or not 1 <= whole <= MAX_TIME_LIMIT:
-        shown = quoted(value) if isinstance(value, str) else _shown_number(value)
+        shown = quoted(value, 20) if isinstance(value, str) else _shown_number(value)
         raise ValueError(f"{what} must be a whole number of seconds from 1 to {MAX_TIME_LIMIT}, got {shown}")
     return whole
 

@@ -136,15 +136,19 @@ def job_runs_reap_lost(*, now: datetime | None = None) -> list[int]:
     return reaped
 
 
-def run_outcome_tell(run: JobRun, job: Job | None = None) -> None:
+def run_outcome_tell(run: JobRun, job: Job | None = None, *, counted: tuple[int, bool] | None = None) -> None:
     """After ``run`` ended succeeded or failed: keep its job's failure streak, then tell whoever follows
     job states (``job_state_changed``) and the alerts. Skipped runs change nothing and are not told.
 
-    Costs one query (the streak's update) when nothing else changed. ``job``, if given, is the run's
+    Costs one query (the streak's update) when nothing else changed, none if ``counted`` (streak,
+    recovered) says what the run's own end already did to it. ``job``, if given, is the run's
     job as loaded: its ``failure_streak`` is brought up to date. Never raises what the alerts raise:
     the run is recorded already, and an alert's trouble must not turn it into an error.
     """
-    streak, recovered = job_failure_streak_record(run.job_id, failed=run.status == JobRun.Status.FAILED)
+    if counted is None:
+        streak, recovered = job_failure_streak_record(run.job_id, failed=run.status == JobRun.Status.FAILED)
+    else:
+        streak, recovered = counted  # counted already, with the run's end (scheduler.run_record)
     if job is not None:
         job.failure_streak = streak
     job_state_changed_send([run.job_id], sources={job.pk: job.source} if job is not None else None)

@@ -24,11 +24,12 @@ from datetime import datetime
 from enum import Enum
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from scheduler.models import Job, JobRun, StepRun
 from scheduler.run_guards import heartbeat, run_fail_if, run_outcome_tell
+from scheduler.run_record import RunEnd, run_end_supported, run_end_with_step, run_start_with_steps
 from scheduler.step_outcome import StepOutcome, exception_summary, failed_outcome, step_call
 from scheduler.storable import storable_text
 from scheduler.time_limits import run_time_limit
@@ -129,16 +130,25 @@ def _start_and_run(
         job=job, trigger=trigger, status=JobRun.Status.RUNNING, due_at=due_at, started_at=now, heartbeat_at=now,
         worker=worker,
     )  # fmt: skip
+    step_runs = _step_runs_for(run, steps, started_at=now)
+    together = run_end_supported() and bool(step_runs)
     try:
         with _refusable():
-            run.save(force_insert=True)
+            if together:
+                run_start_with_steps(run, step_runs)  # one statement, one wait for the disk
+            else:
+                run.save(force_insert=True)
     except IntegrityError:
         recorded = _recorded_for_due_time(job, due_at)
         if recorded is not None:
             return recorded
         # jobrun_one_running_per_job: another run of this job is running.
         return _record_skipped(job, trigger, due_at, "previous run still running")
-    return _run_claimed(run, job, lambda: _new_step_runs(run, steps, started_at=now), limit=limit, on_step=on_step)
+
+    def made() -> list[StepRun]:
+        return step_runs if together else _save_step_runs(step_runs)
+
+    return _run_claimed(run, job, made, limit=limit, on_step=on_step)
 
 
 def _recorded_for_due_time(job: Job, due_at: datetime | None) -> JobRun | None:
@@ -178,9 +188,9 @@ def _claim(run: JobRun, worker: str) -> RunClaim:
     return RunClaim.CLAIMED
 
 
-def _new_step_runs(run: JobRun, steps: list[JSONObject], *, started_at: datetime | None = None) -> list[StepRun]:
-    """The steps copied into the run, so history shows what actually ran even after edits; the first
-    one already running since ``started_at`` if given (one INSERT instead of an INSERT and an UPDATE)."""
+def _step_runs_for(run: JobRun, steps: list[JSONObject], *, started_at: datetime | None = None) -> list[StepRun]:
+    """The steps copied into the run (not saved), so history shows what actually ran even after edits;
+    the first one already running since ``started_at`` if given (no UPDATE to start it)."""
     step_runs = [
         # str(): a stored step's function is a name (checked when the job was saved); a CharField
         # would store str() of anything else all the same.
@@ -189,6 +199,10 @@ def _new_step_runs(run: JobRun, steps: list[JSONObject], *, started_at: datetime
     ]
     if step_runs and started_at is not None:
         step_runs[0].status, step_runs[0].started_at = StepRun.Status.RUNNING, started_at
+    return step_runs
+
+
+def _save_step_runs(step_runs: list[StepRun]) -> list[StepRun]:
     if len(step_runs) == 1:
         step_runs[0].save(force_insert=True)  # bulk_create would wrap its one INSERT in a transaction
         return step_runs
@@ -199,7 +213,7 @@ def _queued_step_runs(run: JobRun, steps: list[JSONObject]) -> list[StepRun]:
     """A queued run's step runs: those made when it was queued (with the arguments asked for), else
     the job's steps copied now (a run queued without them)."""
     existing = list(run.steps.filter(status=StepRun.Status.PENDING).order_by("position"))
-    return existing or _new_step_runs(run, steps)
+    return existing or _save_step_runs(_step_runs_for(run, steps))
 
 
 def _run_claimed(
@@ -220,10 +234,10 @@ def _run_claimed(
     try:
         step_runs = make_step_runs()
         with heartbeat(run.pk, settings.JOB_HEARTBEAT_INTERVAL):
-            failure = _run_steps(
+            failure, last = _run_steps(
                 step_runs, owner_pid=owner_pid, deadline=time.monotonic() + limit, limit=limit, on_step=on_step
             )
-        finished = _finish(run, job, failure)
+        finished, failure = _finish(run, job, failure, last, on_step)
     except BaseException as exc:
         _fail_abandoned(run, job, exc)
         raise
@@ -232,34 +246,61 @@ def _run_claimed(
     return finished
 
 
+@dataclass
+class _LastStep:
+    """The run's last step, called but not yet recorded: ``_finish`` records it with the run."""
+
+    step_run: StepRun
+    outcome: StepOutcome
+
+
 def _run_steps(
     step_runs: list[StepRun], *, owner_pid: int, deadline: float, limit: float, on_step: StepCallback | None
-) -> StepFailure | None:
-    """Run steps in order; return what stopped the run, or None if every step succeeded."""
+) -> tuple[StepFailure | None, _LastStep | None]:
+    """Run steps in order; return what stopped the run (None if every step succeeded) and, where the
+    database can record it together with the run's end, the last step's outcome, not yet recorded."""
+    together = run_end_supported()
     for index, step_run in enumerate(step_runs):
-        outcome = _run_step(step_run, owner_pid=owner_pid, deadline=deadline, limit=limit)
+        outcome = _call_step(step_run, owner_pid=owner_pid, deadline=deadline, limit=limit)
+        if together and index == len(step_runs) - 1:
+            return _failure_of(step_run, outcome), _LastStep(step_run, outcome)
+        outcome = _record_step(step_run, outcome)
         if on_step:
             on_step(step_run)
         if not outcome.succeeded:
             _skip_steps(step_runs[index + 1 :], on_step)
-            return StepFailure(step_run.position, step_run.function, outcome.summary, outcome.stop)
-    return None
+            return _failure_of(step_run, outcome), None
+    return None, None
 
 
-def _run_step(step_run: StepRun, *, owner_pid: int, deadline: float, limit: float) -> StepOutcome:
-    """Run one step and record it; return its outcome as recorded."""
-    if step_run.status != StepRun.Status.RUNNING:  # the first step of a new run is created running
+def _failure_of(step_run: StepRun, outcome: StepOutcome) -> StepFailure | None:
+    if outcome.succeeded:
+        return None
+    return StepFailure(step_run.position, step_run.function, outcome.summary, outcome.stop)
+
+
+def _call_step(step_run: StepRun, *, owner_pid: int, deadline: float, limit: float) -> StepOutcome:
+    """Mark the step running (the first step of a new run already is) and call it."""
+    if step_run.status != StepRun.Status.RUNNING:
         step_run.status, step_run.started_at = StepRun.Status.RUNNING, timezone.now()
         step_run.save(update_fields=["status", "started_at"])
-    outcome = step_call(step_run.function, step_run.kwargs, owner_pid=owner_pid, deadline=deadline, limit=limit)
+    return step_call(step_run.function, step_run.kwargs, owner_pid=owner_pid, deadline=deadline, limit=limit)
+
+
+def _record_step(step_run: StepRun, outcome: StepOutcome) -> StepOutcome:
+    """Record a step's outcome; return it as recorded (a plain failure if the database refused it)."""
     try:
         _save_step(step_run, outcome)
     except Exception as exc:  # the database refused the values: keep the fact, drop them
         logger.exception("step %s of run %s: its outcome could not be stored", step_run.position, step_run.run_id)
-        refused = failed_outcome(f"its outcome could not be stored: {exception_summary(exc)}")
-        outcome = StepOutcome(succeeded=False, error=refused.error, summary=refused.summary, stop=outcome.stop)
+        outcome = _refused_outcome(exc, outcome)
         _save_step(step_run, outcome)
     return outcome
+
+
+def _refused_outcome(exc: Exception, outcome: StepOutcome) -> StepOutcome:
+    refused = failed_outcome(f"its outcome could not be stored: {exception_summary(exc)}")
+    return StepOutcome(succeeded=False, error=refused.error, summary=refused.summary, stop=outcome.stop)
 
 
 def _save_step(step_run: StepRun, outcome: StepOutcome) -> None:
@@ -291,7 +332,61 @@ def _skip_steps(step_runs: list[StepRun], on_step: StepCallback | None) -> None:
             on_step(step_run)
 
 
-def _finish(run: JobRun, job: Job, failure: StepFailure | None) -> JobRun:
+def _finish(
+    run: JobRun, job: Job, failure: StepFailure | None, last: _LastStep | None, on_step: StepCallback | None
+) -> tuple[JobRun, StepFailure | None]:
+    """Record how the run ended (and ``last``, its last step, if not yet recorded); return the run and
+    what stopped it, as recorded."""
+    if last is not None:
+        ended = _finish_with_step(run, failure, last)
+        if ended is None:
+            last.outcome = _record_step(last.step_run, last.outcome)
+            failure = _failure_of(last.step_run, last.outcome)  # a plain failure if its values were refused
+        if on_step:
+            on_step(last.step_run)
+        if ended is not None:
+            return _finished(run, job, failure, ended, now=last.step_run.finished_at), failure
+    return _finish_alone(run, job, failure), failure
+
+
+def _finish_with_step(run: JobRun, failure: StepFailure | None, last: _LastStep) -> RunEnd | None:
+    """The run's end and its last step's outcome in one statement; None if the database refused it,
+    having written nothing: the caller then writes them one by one, to learn which value it refuses."""
+    step_run, outcome = last.step_run, last.outcome
+    now = timezone.now()
+    try:
+        with _refusable():
+            ended = run_end_with_step(
+                run_id=run.pk,
+                status=JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED,
+                error=str(failure) if failure else "",
+                step_id=step_run.pk,
+                step_status=StepRun.Status.SUCCEEDED if outcome.succeeded else StepRun.Status.FAILED,
+                step_result=outcome.result,
+                step_error=outcome.error,
+                now=now,
+            )
+    except (DatabaseError, ValueError, TypeError):  # a value refused: one by one, it gets a plain record
+        logger.info("run %s: its end could not be recorded in one statement; recording it step by step", run.pk)
+        return None
+    step_run.status = StepRun.Status.SUCCEEDED if outcome.succeeded else StepRun.Status.FAILED
+    step_run.result, step_run.error, step_run.finished_at = outcome.result, outcome.error, now
+    return ended
+
+
+def _finished(run: JobRun, job: Job, failure: StepFailure | None, ended: RunEnd, *, now: datetime | None) -> JobRun:
+    if not ended.finished:
+        logger.warning("run %s finished after it was marked lost; keeping the recorded outcome", run.pk)
+        run.refresh_from_db()
+        return run
+    run.status = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
+    run.finished_at, run.error = now, str(failure) if failure else ""
+    _log_run(run)
+    run_outcome_tell(run, job, counted=(ended.streak, ended.recovered))
+    return run
+
+
+def _finish_alone(run: JobRun, job: Job, failure: StepFailure | None) -> JobRun:
     status = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
     error = str(failure) if failure else ""
     now = timezone.now()
