@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from scheduler.leases import lease_hold
 from scheduler.models import Alert, Job, JobRun, Lease, StepRun
-from scheduler.retention import KEEP_LATEST_RUNS, PRUNE_LEASE, history_prune
+from scheduler.retention import KEEP_LATEST_RUNS, PRUNE_LEASE, PruneAlreadyRunning, history_prune
 from scheduler.tasks_retention import prune_history
 
 pytestmark = pytest.mark.django_db
@@ -199,6 +199,36 @@ def test_an_alert_the_sweep_gave_up_on_is_pruned_with_its_age(make_job, retentio
     Alert.objects.filter(pk=given_up.pk).update(attempts=ALERT_MAX_ATTEMPTS)
     history_prune(now=NOW)
     assert not Alert.objects.exists()
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="two connections writing at once: PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_two_prunes_started_together_do_the_work_once_without_deadlock(make_job, retention):
+    job = make_job()
+    recent = add_runs(job, [1] * KEEP_LATEST_RUNS)
+    add_runs(job, [100 + n / 100 for n in range(300)])
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def prune() -> None:
+        start.wait()
+        try:
+            results.append(history_prune(now=NOW, batch_size=10)[0].removed["runs"])
+        except PruneAlreadyRunning:
+            results.append("busy")
+        except BaseException as exc:  # noqa: BLE001 - a deadlock or any other error fails the test below
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=prune) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Either the second found the lease held, or it started once the first had finished and found nothing.
+    assert sorted(results, key=str) in ([300, "busy"], [0, 300])
+    assert remaining(job) == ids(recent)
 
 
 # --- PostgreSQL: a million old runs pruned while workers keep recording runs -------------------------
