@@ -12,6 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from scheduler.leases import lease_hold
 from scheduler.models import Alert, Job, JobRun, Lease, StepRun
@@ -199,6 +202,31 @@ def test_an_alert_the_sweep_gave_up_on_is_pruned_with_its_age(make_job, retentio
     Alert.objects.filter(pk=given_up.pk).update(attempts=ALERT_MAX_ATTEMPTS)
     history_prune(now=NOW)
     assert not Alert.objects.exists()
+
+
+# Mostly successes, as in life: then a job's last failure often lies beyond its latest 20 runs.
+RUN_STATUSES = [JobRun.Status.SUCCEEDED] * 12 + [JobRun.Status.FAILED, JobRun.Status.SKIPPED, JobRun.Status.QUEUED]
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    runs=st.lists(st.tuples(st.integers(60, 200), st.sampled_from(RUN_STATUSES)), min_size=10, max_size=60),
+    batch_size=st.integers(1, 40),
+)
+def test_whatever_the_history_the_prune_keeps_exactly_what_the_rule_says(make_job, retention, runs, batch_size):
+    JobRun.objects.all().delete()
+    job = make_job() if not Job.objects.exists() else Job.objects.get()
+    made = [(add_runs(job, [age], status=status)[0], age, status) for age, status in runs]
+    # Ages are whole days, so many runs share one created_at: ties are broken by id, newest first.
+    newest_first = sorted(made, key=lambda m: (-m[1], m[0].pk), reverse=True)
+    failures = [run for run, _, status in newest_first if status == JobRun.Status.FAILED]
+    expected = {run.pk for run, _, _ in newest_first[:KEEP_LATEST_RUNS]} | {run.pk for run in failures[:1]}
+    expected |= {run.pk for run, age, status in made if age <= 90 or status == JobRun.Status.QUEUED}
+
+    history_prune(now=NOW, batch_size=batch_size)
+
+    assert remaining(job) == expected
+    assert StepRun.objects.count() == len(expected)
 
 
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="two connections writing at once: PostgreSQL only")
