@@ -42,6 +42,9 @@ PRUNE_LEASE_TTL = 300.0
 #: Rows deleted per transaction: big enough that per-statement costs vanish (about 30 ms a batch on
 #: PostgreSQL, steps included), small enough that the row locks it holds are released at once.
 BATCH_SIZE = 2000
+#: The largest batch allowed: its transaction stays well under a second, and its ids fit SQLite's
+#: limit on placeholders (32,766).
+MAX_BATCH_SIZE = 10_000
 #: Each job keeps this many of its latest runs, whatever their age.
 KEEP_LATEST_RUNS = 20
 #: Runs not yet over are never deleted, however old (a worker may still record them).
@@ -113,8 +116,8 @@ def history_prune(
     PruneAlreadyRunning if another prune holds the lease, PruneLeaseLost if it is taken from this one
     midway (what was deleted until then stays deleted: every batch is whole).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"the batch size must be from 1 to {MAX_BATCH_SIZE:,}, not {batch_size:,}")
     context = PruneContext(now=now or timezone.now(), dry_run=dry_run, batch_size=batch_size)
     if not dry_run and not lease_hold(name=PRUNE_LEASE, holder=context.holder, ttl=PRUNE_LEASE_TTL):
         raise PruneAlreadyRunning("another prune_history is running (it holds the prune-history lease); nothing done")

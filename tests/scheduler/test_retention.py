@@ -127,6 +127,15 @@ def test_dry_run_says_what_would_go_and_writes_nothing(make_job, retention, caps
     assert not Lease.objects.filter(name=PRUNE_LEASE).exists()  # not even the lease is written
 
 
+@pytest.mark.parametrize("size", ["0", "-5", "10001"])
+def test_a_batch_size_out_of_range_is_refused_before_anything_is_deleted(make_job, retention, size):
+    job = make_job()
+    runs = add_runs(job, [100 + i for i in range(25)])
+    with pytest.raises(CommandError, match=f"the batch size must be from 1 to 10,000, not {int(size):,}"):
+        call_command("prune_history", "--batch-size", size)
+    assert remaining(job) == ids(runs)
+
+
 def test_retention_0_keeps_everything_and_says_so(make_job, retention, capsys):
     retention.JOB_RUN_RETENTION_DAYS = 0
     retention.SYNC_RUN_RETENTION_DAYS = 0

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scheduler.retention import BATCH_SIZE, PruneAlreadyRunning, PruneLeaseLost, history_prune
+from scheduler.retention import BATCH_SIZE, MAX_BATCH_SIZE, PruneAlreadyRunning, PruneLeaseLost, history_prune
 
 
 class Command(BaseCommand):
@@ -16,15 +16,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="count what would be removed; write nothing")
         parser.add_argument(
-            "--batch-size", type=int, default=BATCH_SIZE, help=f"rows deleted per transaction (default {BATCH_SIZE})"
+            "--batch-size",
+            type=int,
+            default=BATCH_SIZE,
+            help=f"rows deleted per transaction, 1 to {MAX_BATCH_SIZE:,} (default {BATCH_SIZE:,})",
         )
 
     def handle(self, *args: Any, dry_run: bool, batch_size: int, **options: Any) -> None:
-        if batch_size < 1:
-            raise CommandError(f"--batch-size must be at least 1, not {batch_size}")
         try:
             outcomes = history_prune(dry_run=dry_run, batch_size=batch_size)
-        except (PruneAlreadyRunning, PruneLeaseLost) as exc:
+        except (ValueError, PruneAlreadyRunning, PruneLeaseLost) as exc:
             raise CommandError(str(exc)) from None
         for outcome in outcomes:
             self.stdout.write(outcome.describe(dry_run=dry_run))
