@@ -119,6 +119,11 @@ def main() -> None:
         print(f"lag, due time to first step: median {statistics.median(lags):.2f} s, "
               f"p95 {percentile(lags, 95):.2f} s, max {max(lags):.2f} s")  # fmt: skip
         burst = (finished - due).total_seconds()
+        first_start = min(run.started_at for run in JobRun.objects.filter(due_at=due) if run.started_at)
+        span = (finished - first_start).total_seconds()
+        print(
+            f"workers busy from the first run's start to the last one's end: {span:.1f} s ({total / span:.1f} runs/s)"
+        )
         rate = total / burst
         print(f"whole burst done {burst:.1f} s after the due time")
         print(

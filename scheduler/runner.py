@@ -1,7 +1,10 @@
 """The runner: a job's steps, in order, in this process, each recorded.
 
-A run is claimed with a compare-and-set on its status, guarded by a partial unique index that allows
-one running run per job: whichever process loses that race records its run as skipped. A failed step
+A scheduled run (and a ``run_job`` one) is created already running, with its step runs: the unique
+indexes that allow one run per due time and one running run per job make that INSERT the claim. A
+queued run ("run now") is claimed with a compare-and-set on its status, guarded by the same index.
+Whichever process loses the race records its run as skipped. On PostgreSQL a run's first writes and
+its last ones are one statement each (``run_record``): each autocommitted write waits for the disk. A failed step
 stops the run and the rest are marked skipped. A heartbeat thread keeps ``heartbeat_at`` fresh so
 ``run_guards.job_runs_reap_lost`` can tell a dead worker from a slow step.
 
