@@ -33,7 +33,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from scheduler.jobspec import job_spec_build  # noqa: E402
-from scheduler.models import JobRun, StepRun  # noqa: E402
+from scheduler.models import StepRun  # noqa: E402
 from scheduler.retention import history_prune  # noqa: E402
 from scheduler.services import job_create  # noqa: E402
 
@@ -94,19 +94,19 @@ def bench(runs: int, jobs: int, batch_size: int) -> None:
     started = time.perf_counter()
     old_runs_insert([job.pk for job in made], runs)
     steps = StepRun.objects.count()
-    print(f"inserted {runs:,} runs and {steps:,} steps in {time.perf_counter() - started:.1f} s")  # noqa: T201
+    print(f"inserted {runs:,} runs and {steps:,} steps in {time.perf_counter() - started:.1f} s")
     times = StatementTimes()
     started = time.perf_counter()
     with connection.execute_wrapper(times):
         [outcome, *_] = history_prune(batch_size=batch_size)
     seconds = time.perf_counter() - started
     removed = outcome.removed
-    print(  # noqa: T201
+    print(
         f"batch {batch_size:,}: removed {removed['runs']:,} runs and {removed['steps']:,} steps in {seconds:.1f} s: "
         f"{removed['runs'] / seconds:,.0f} runs/s"
     )
     for kind, spent in sorted(times.seconds.items(), key=lambda item: -item[1]):
-        print(f"    {spent:7.2f} s  {times.count[kind]:6,}x  {kind}")  # noqa: T201
+        print(f"    {spent:7.2f} s  {times.count[kind]:6,}x  {kind}")
     _truncate()
 
 
