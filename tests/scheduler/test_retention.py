@@ -177,6 +177,26 @@ def test_beat_task_prunes_and_reports_each_part(make_job, retention):
     assert "sync records" in result
 
 
+def test_beat_entry_names_a_task_a_worker_registers(settings):
+    """In a fresh process (this one imported the task module itself): what a worker loads at start."""
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_DIR
+
+    task = settings.CELERY_BEAT_SCHEDULE["scheduler.prune_history"]["task"]
+    script = (
+        "import django; django.setup()\n"
+        "from config import celery_app\n"
+        "celery_app.loader.import_default_modules()\n"
+        f"print({task!r} in celery_app.tasks)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert shown.stdout.strip() == "True", shown.stderr
+
+
 def _alert(run: JobRun | None, *, age_days: float, sent: bool) -> Alert:
     alert = Alert.objects.create(
         kind=Alert.Kind.FAILING, job=run.job if run else None, run=run, subject="s", text="t", attempts=1
