@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.charts import duration_text, job_run_bars
+from scheduler.charts import HOURS_HEIGHT, duration_text, job_run_bars, runs_per_hour_chart
+from scheduler.dashboard import HourCounts
 from scheduler.models import Job, JobRun
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -107,3 +109,37 @@ def test_hostile_job_names_cannot_break_out_of_the_picture(make_job, name):
     root = ElementTree.fromstring(svg)  # noqa: S314 - our own output
     assert root.get("aria-label") == f"Last 1 run of {name}"
     assert [element.tag for element in root.iter() if not element.tag.startswith(SVG)] == []
+
+
+def test_runs_per_hour_stack_failures_at_the_bottom_and_scale_to_the_busiest_hour():
+    utc = ZoneInfo("UTC")
+    start = datetime(2026, 11, 30, 10, tzinfo=utc)
+    hours = [
+        HourCounts(start, {"succeeded": 30, "failed": 10}),
+        HourCounts(start + timedelta(hours=1), {}),
+        HourCounts(start + timedelta(hours=2), {"succeeded": 20}),
+    ]
+
+    root = ElementTree.fromstring(str(runs_per_hour_chart(hours)))  # noqa: S314 - our own output
+
+    bars = [rect for rect in root.iter(f"{SVG}rect") if "hour-bar" in rect.get("class", "")]
+    assert [bar.get("class") for bar in bars] == [
+        "hour-bar run-failed",
+        "hour-bar run-succeeded",
+        "hour-bar run-succeeded",
+    ]
+    failed, succeeded, later = (float(bar.get("height")) for bar in bars)
+    assert failed + succeeded == HOURS_HEIGHT  # the busiest hour fills the chart
+    assert succeeded == 3 * failed and later == 2 * failed
+    assert float(bars[0].get("y")) > float(bars[1].get("y"))  # failures at the bottom of the stack
+    tooltips = [bar.find(f"{SVG}title").text for bar in bars]
+    assert tooltips[0] == "2026-11-30 10:00 to 11:00 UTC: 10 failed"
+    links = [link.get("href") for link in root.iter(f"{SVG}a")]
+    assert links[0].startswith("/admin/scheduler/jobrun/?status__exact=failed&created_at__gte=2026-11-30T10")
+
+
+def test_an_empty_chart_still_draws():
+    utc = ZoneInfo("UTC")
+    hours = [HourCounts(datetime(2026, 11, 30, h, tzinfo=utc), {}) for h in range(3)]
+    root = ElementTree.fromstring(str(runs_per_hour_chart(hours)))  # noqa: S314 - our own output
+    assert "0 in all" in root.get("aria-label")

@@ -11,6 +11,9 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scheduler.dashboard import failing_jobs, runs_per_hour
 from scheduler.models import Job, JobRun, ScheduleState
@@ -186,3 +189,22 @@ def test_the_page_makes_as_many_queries_for_50_jobs_as_for_5(ops_client, make_jo
     many = queries_for_page(ops_client)
     assert many == few
     assert few <= 12
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=200),
+    error=st.text(st.characters(blacklist_categories=("Cs",)), max_size=400),
+)
+def test_hostile_job_names_and_errors_are_shown_as_text(ops_client, make_job, name, error):
+    Job.objects.all().delete()
+    job = make_job(name="placeholder")
+    Job.objects.filter(pk=job.pk).update(name=name)
+    fail(job, 1, error + "<script>alert(1)</script>")
+    set_due(job, timezone.now() + timedelta(hours=1))
+
+    page = ops_client.get(URL).content.decode()
+
+    failing = page[page.index('id="dashboard-failing"') : page.index('id="dashboard-health"')]
+    assert "<script" not in failing
+    assert failing.count(f">{escape(name)}</a>") == 2  # once failing, once due: as text, in the link
