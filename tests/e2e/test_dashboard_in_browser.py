@@ -54,7 +54,7 @@ def browser_page(monkeypatch, live_server):
 
 
 def add_runs(job: Job, statuses: list[str]) -> list[JobRun]:
-    """Finished runs, one every 20 minutes up to now, lasting 1 to ``len(statuses)`` seconds."""
+    """Runs of ``statuses`` (oldest first), one every 20 minutes up to now; returned newest first."""
     now = timezone.now()
     runs = []
     for back, status in enumerate(reversed(statuses)):
@@ -74,7 +74,7 @@ def test_the_dashboard_and_a_jobs_run_bars_draw_in_the_browser(
     django_user_model.objects.create_superuser("ops", "ops@example.org", PASSWORD)
     job = make_job(name="Gully <report>", timezone="Europe/London")
     statuses = ["succeeded"] * 40 + ["failed"] * 6 + ["skipped", "succeeded", "failed", "running"]
-    add_runs(job, statuses)
+    newest = add_runs(job, statuses)[0]  # add_runs makes the newest first
     Job.objects.filter(pk=job.pk).update(failure_streak=1)
     other = make_job(name="Culvert check")
     add_runs(other, ["succeeded", "failed"])
@@ -87,10 +87,10 @@ def test_the_dashboard_and_a_jobs_run_bars_draw_in_the_browser(
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.click("#dashboard-link a")  # the admin's front page links the dashboard
+    page.wait_for_url("**/admin/dashboard/")
 
-    assert page.url.endswith("/admin/dashboard/")
     chart = page.locator("svg.runs-per-hour")
-    assert chart.is_visible()
+    chart.wait_for(state="visible")
     box = chart.bounding_box()
     assert box is not None and box["width"] > 600 and box["height"] > 100  # drawn, not an empty box
     assert page.locator("svg.runs-per-hour rect.hour-bar").count() >= 3  # every hour with runs, by outcome
@@ -103,6 +103,8 @@ def test_the_dashboard_and_a_jobs_run_bars_draw_in_the_browser(
     page.screenshot(path=str(dashboard_shot), full_page=True)
 
     page.click("#dashboard-failing a:text('Gully <report>')")
+    page.wait_for_url(f"**/admin/scheduler/job/{job.pk}/change/")
+    page.locator("svg.run-bars").wait_for(state="visible")
     bars = page.locator("svg.run-bars rect.run-bar")
     assert bars.count() == 50
     assert page.locator("svg.run-bars rect.run-failed").count() == 7
@@ -111,6 +113,5 @@ def test_the_dashboard_and_a_jobs_run_bars_draw_in_the_browser(
     page.screenshot(path=str(job_shot), full_page=True)
     print(f"\nscreenshots: {dashboard_shot} {job_shot}")  # noqa: T201 - the test output names them
 
-    newest = page.locator("svg.run-bars a").last
-    newest.click()
-    assert "/admin/scheduler/jobrun/" in page.url  # each bar links to its run
+    page.locator("svg.run-bars a").last.click()
+    page.wait_for_url(f"**/admin/scheduler/jobrun/{newest.pk}/change/")  # each bar links to its run
