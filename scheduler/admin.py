@@ -269,7 +269,7 @@ class JobAdmin(admin.ModelAdmin[Job]):
     change_form_template = "admin/scheduler/job/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
-        latest = JobRun.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-id")
+        latest = JobRun.objects.of_job_newest_first(OuterRef("pk"))
         return (
             super()
             .get_queryset(request)

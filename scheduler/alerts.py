@@ -88,10 +88,10 @@ def _auto_pause_if_due(job: Job, run: JobRun, threshold: int) -> bool:
         return False  # removed, or already paused by someone
     last_paused = Alert.objects.filter(job=job, kind=Alert.Kind.AUTO_PAUSED).aggregate(at=Max("created_at"))["at"]
     finished = Q(status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED])
-    runs = JobRun.objects.filter(finished, job=job, trigger=JobRun.Trigger.SCHEDULE)
+    runs = JobRun.objects.of_job_newest_first(job.pk).filter(finished, trigger=JobRun.Trigger.SCHEDULE)
     if last_paused is not None:
         runs = runs.filter(created_at__gt=last_paused)
-    statuses = list(runs.order_by("-created_at", "-id").values_list("status", flat=True)[:threshold])
+    statuses = list(runs.values_list("status", flat=True)[:threshold])
     if len(statuses) < threshold or any(status != JobRun.Status.FAILED for status in statuses):
         return False
     last_error = first_line(run.error, PAUSE_NOTE_ERROR_CHARS) or "no error recorded"

@@ -70,7 +70,7 @@ def failing_jobs(*, limit: int = LIST_LIMIT) -> tuple[int, list[Job]]:
     queries, on the partial index ``job_failing`` and, per listed job, the runs' (job, created_at) index.
     """
     failing = Job.objects.filter(failure_streak__gt=0)
-    last_failed = JobRun.objects.filter(job=OuterRef("pk"), status=JobRun.Status.FAILED).order_by("-created_at", "-id")
+    last_failed = JobRun.objects.of_job_newest_first(OuterRef("pk")).filter(status=JobRun.Status.FAILED)
     listed = (
         failing.annotate(
             last_failed_run_id=Subquery(last_failed.values("pk")[:1]),

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q
 from django_celery_beat.models import PeriodicTask
 
 # A year: longer is a typing mistake, and beyond what timers accept (config.env.MAX_SECONDS).
@@ -94,6 +94,18 @@ RUN_JOB_TASK = "scheduler.run_job"
 RUN_JOB_PERMISSION = "scheduler.run_job"
 
 
+class JobRunQuerySet(models.QuerySet["JobRun"]):
+    def of_job_newest_first(self, job: int | OuterRef) -> JobRunQuerySet:
+        """The runs of ``job`` (an id, or ``OuterRef("pk")`` in a subquery), newest first.
+
+        Read through the (job, -created_at) index whatever the job's history: filtered by a range,
+        not ``job_id = ...``, and ordered by job first. With an equality, PostgreSQL may instead walk
+        the created_at index backward, and for a job with many runs, none recent (a busy job paused
+        for weeks), read 5 million rows for 1.2 s instead of the 50 it wanted.
+        """
+        return self.filter(job_id__gte=job, job_id__lte=job).order_by("job_id", "-created_at", "-id")
+
+
 class JobRun(models.Model):
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "Schedule"
@@ -131,6 +143,8 @@ class JobRun(models.Model):
         related_name="+",
         help_text="Who asked for this run (manual and api runs).",
     )
+
+    objects = JobRunQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -194,7 +194,8 @@ def test_the_page_makes_as_many_queries_for_50_jobs_as_for_5(ops_client, make_jo
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=200),
-    error=st.text(st.characters(blacklist_categories=("Cs",)), max_size=400),
+    # No NUL: PostgreSQL refuses it, and every error is stored through storable_text, which drops it.
+    error=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=400),
 )
 def test_hostile_job_names_and_errors_are_shown_as_text(ops_client, make_job, name, error):
     Job.objects.all().delete()
