@@ -21,7 +21,8 @@ from django_celery_beat.models import PeriodicTask
 from scheduler.beat.pickup import interval_length, next_due_after
 from scheduler.bulksql import update_column
 from scheduler.cron import CronError, crontab_expression, latest_fire, next_fire
-from scheduler.models import RUN_JOB_TASK, JobRun, ScheduleState
+from scheduler.models import RUN_JOB_TASK, Job, JobRun, ScheduleState
+from scheduler.time_limits import celery_hard_time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def schedule_claim_due(
         due_times = [(state, _claimed_due_at(state)) for state in states]
         due = [(state, due_at) for state, due_at in due_times if due_at <= now]
         ahead = [due_at for _, due_at in due_times if due_at > now]
-        plan = _ClaimPlan(now, catchup_window)
+        plan = _ClaimPlan(now, catchup_window, _own_time_limits([state.pk for state, _ in due]))
         deadline, done = time.monotonic() + budget, 0
         for state, due_at in due:
             try:
@@ -105,12 +106,22 @@ def _claimed_due_at(state: ScheduleState) -> datetime:
     return state.next_due_at
 
 
+def _own_time_limits(periodic_task_ids: list[int]) -> dict[int, int]:
+    """The jobs' own time limits (seconds) by periodic task id, for those that have one: one query."""
+    if not periodic_task_ids:
+        return {}
+    limited = Job.objects.filter(periodic_task_id__in=periodic_task_ids, time_limit__isnull=False)
+    return {task_id: limit for task_id, limit in limited.values_list("periodic_task_id", "time_limit") if task_id}
+
+
 class _ClaimPlan:
     """What to send, skip and advance for one claimed batch, then the writes for it."""
 
-    def __init__(self, now: datetime, catchup_window: timedelta) -> None:
+    def __init__(self, now: datetime, catchup_window: timedelta, time_limits: dict[int, int]) -> None:
         self.now = now
         self.catchup_window = catchup_window
+        # A job's own limit may be longer than JOB_TIME_LIMIT: Celery's backstop must not come first.
+        self.time_limits = time_limits
         self.dispatches: list[Dispatch] = []
         self.skipped_runs: list[JobRun] = []
         self.sent_ids: list[int] = []
@@ -127,7 +138,7 @@ class _ClaimPlan:
         if is_job and run_for < self.now - self.catchup_window:
             self.skipped_runs.append(_missed_run(task, run_for, self.catchup_window, self.now))
         else:
-            self.dispatches.append(_dispatch(task, run_for if is_job else None))
+            self.dispatches.append(_dispatch(task, run_for if is_job else None, self.time_limits.get(task.pk)))
             self.sent_ids.append(task.pk)
         if task.one_off:
             self.one_offs.append(task.pk)
@@ -173,7 +184,7 @@ class _ClaimPlan:
         JobRun.objects.bulk_create(self.skipped_runs, ignore_conflicts=True)
 
 
-def _dispatch(task: PeriodicTask, due_at: datetime | None) -> Dispatch:
+def _dispatch(task: PeriodicTask, due_at: datetime | None, time_limit: int | None = None) -> Dispatch:
     kwargs = json.loads(task.kwargs or "{}")
     if due_at is not None:
         kwargs["due_at"] = due_at.isoformat()
@@ -183,6 +194,9 @@ def _dispatch(task: PeriodicTask, due_at: datetime | None) -> Dispatch:
             options[option] = getattr(task, option)
     if task.expire_seconds is not None:
         options["expires"] = task.expire_seconds
+    if time_limit is not None:
+        # https://docs.celeryq.dev/en/stable/reference/celery.app.task.html#celery.app.task.Task.apply_async
+        options["time_limit"] = celery_hard_time_limit(time_limit)
     return Dispatch(task.task, json.loads(task.args or "[]"), kwargs, options)
 
 

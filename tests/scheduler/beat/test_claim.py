@@ -8,7 +8,7 @@ from django.db import connection
 from django_celery_beat.models import ClockedSchedule, IntervalSchedule, PeriodicTask
 
 from scheduler.beat.claim import schedule_claim_due
-from scheduler.models import JobRun, ScheduleState
+from scheduler.models import Job, JobRun, ScheduleState
 from scheduler.runner import job_run_execute
 from tests.scheduler.beat.helpers import HOUR, NOW, claim, due_of, pick_up
 
@@ -26,6 +26,18 @@ def test_a_due_job_is_claimed_once_sent_with_its_due_time_and_advanced(make_job)
     assert claim().dispatches == []  # a second beat at the same moment finds nothing
     task = PeriodicTask.objects.get(pk=job.periodic_task_id)
     assert task.total_run_count == 1 and task.last_run_at == NOW
+
+
+def test_a_job_with_its_own_time_limit_is_sent_with_celery_s_hard_limit_past_it(make_job, settings):
+    # Celery's hard limit kills the worker process: for a job allowed longer than JOB_TIME_LIMIT it
+    # must come after the job's own limit, not at JOB_TIME_LIMIT + 60 s.
+    settings.JOB_TIME_LIMIT = 600
+    long_job, plain_job = make_job(name="long", cron="0 12 * * *"), make_job(name="plain", cron="0 12 * * *")
+    Job.objects.filter(pk=long_job.pk).update(time_limit=7200)
+    pick_up(now=NOW - HOUR)
+    sent = {d.args[0]: d.options for d in claim().dispatches}
+    assert sent[long_job.pk]["time_limit"] == 7260
+    assert "time_limit" not in sent[plain_job.pk]  # the task's own default: JOB_TIME_LIMIT + 60 s
 
 
 def test_nothing_is_sent_before_it_is_due_and_the_tick_knows_when_to_wake(make_job):
