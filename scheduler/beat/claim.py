@@ -111,7 +111,8 @@ def _own_time_limits(periodic_task_ids: list[int]) -> dict[int, int]:
     if not periodic_task_ids:
         return {}
     limited = Job.objects.filter(periodic_task_id__in=periodic_task_ids, time_limit__isnull=False)
-    return {task_id: limit for task_id, limit in limited.values_list("periodic_task_id", "time_limit") if task_id}
+    rows = limited.values_list("periodic_task_id", "time_limit")
+    return {task_id: limit for task_id, limit in rows if task_id is not None and limit is not None}
 
 
 class _ClaimPlan:
