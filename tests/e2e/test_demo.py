@@ -60,6 +60,7 @@ def test_the_demo_shows_a_sync_and_a_scheduled_run_then_stops_everything_on_ctrl
     assert "Synced from Alloy: read 12 items: 8 created, 0 updated, 0 unchanged, 0 removed, 4 invalid" in text
     assert "  invalid 65f0c1a0e4d0a1b2c3d4e509 'Broken: minute out of range': cron '61 * * * *'" in text
     assert re.search(r"Admin: http://127\.0\.0\.1:\d+/admin/  user: admin  password: \S+", text)
+    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/admin/dashboard/", text)
     assert re.search(r"Run \d+ of 'Every-minute smoke test': succeeded \(trigger: schedule", text)
     assert "  step 1 examples.echo {'message': 'smoke test ok'}: succeeded -> 'smoke test ok'" in text
     # The way back: the fake Alloy holds what the worker wrote onto the items.

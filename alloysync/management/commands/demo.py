@@ -94,6 +94,7 @@ class Command(BaseCommand):
                     port, web, logs / "web.log", name="the admin web server", advice=port_advice(port), health=True
                 )
                 self.stdout.write(f"Admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
+                self.stdout.write(f"Dashboard: http://127.0.0.1:{port}/admin/dashboard/")
                 pids = ", ".join(str(process.pid) for process in processes)
                 self.stdout.write(f"Logs of the fake Alloy, worker, beat and web server (pids {pids}): {logs}/")
                 job = self._wait_for_job(processes, logs, timeout)
