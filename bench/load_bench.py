@@ -66,6 +66,29 @@ def percentile(values: list[float], pct: int) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their descendants (the prefork
+    children): steadier than wall time on a machine shared with other work."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    wanted, frontier = set(pids), list(pids)
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in wanted]
+        wanted.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in wanted)
+
+
 def task_queries(spec_source: str) -> int:
     """Queries of one scheduled one-step run made by the worker's task itself, in this process."""
     spec = job_spec_build(name="queries", cron="0 0 1 1 *", timezone="UTC", steps='examples.echo {"message": "x"}')
@@ -105,10 +128,15 @@ def main() -> None:
             with (logs / f"{number}.log").open("wb") as log:
                 processes.append(subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=log))
         print(f"{args.jobs} jobs due at {due:%H:%M:%S} UTC; {args.workers} worker processes; logs in {logs}")
+        workers = [process.pid for process in processes[: args.workers]]
+        while timezone.now() < due:
+            time.sleep(0.2)
+        cpu_at_due = cpu_seconds(workers)
         runs = JobRun.objects.filter(due_at=due, finished_at__isnull=False)
         deadline = due + timedelta(minutes=5)
         while runs.count() < args.jobs and timezone.now() < deadline:
             time.sleep(1)
+        cpu_used = cpu_seconds(workers) - cpu_at_due
         time.sleep(3)
         starts = JobRun.objects.filter(due_at=due).annotate(first_step=Min("steps__started_at"))
         lags = [(run.first_step - due).total_seconds() for run in starts if run.first_step]
@@ -130,6 +158,7 @@ def main() -> None:
             f"runs a second: {rate:.1f} ({rate / args.workers:.1f} per worker process; "
             f"{rate / REFERENCE_RUNS_PER_SECOND:.2f}x the reference {REFERENCE_RUNS_PER_SECOND})"
         )
+        print(f"worker CPU per run (user + system, worker processes and children): {cpu_used / total * 1000:.1f} ms")
         print(
             f"queries per one-step run, the task's read of the job included: {queries} (reference {REFERENCE_QUERIES})"
         )
