@@ -11,7 +11,14 @@ A job's own periodic task is handled as the job's admin handles it: *run* queues
 ``job_run_now`` (recorded as run by hand, not as a scheduled run with no due time), *enable* (and
 *toggle* of a paused one) resumes the job, clearing its pause note, and *disable* (or *toggle* of a
 running one) does not pause it but says to pause it from its own page: a pause needs a note and an
-author, which this list cannot ask for. For the same reason a job's task has its enabled box read-only.
+author, which this list cannot ask for.
+
+A job's own periodic task is read-only here, every field of it, and cannot be deleted from here. Its
+crontab, args (the job's id), task, queue and enabled box are the job's: a crontab changed here made
+beat run the job on that schedule while the job's page still showed its own cron, and a task deleted
+here would unschedule the job silently. Its page is a view; a POST to it is refused (403), and a
+delete (its page or the list's bulk action) is refused as Django refuses any delete it has no
+permission for. Schedules change on the job's page. Tasks that belong to no job stay editable.
 
 Its schedule pages (crontab, interval, clocked, solar) are read-only for everyone, superusers included.
 A CrontabSchedule row is shared by every job with the same cron and zone: editing it there would
@@ -80,12 +87,19 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
                 messages.WARNING,
             )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = super().get_readonly_fields(request, obj)
-        if obj is not None and Job.objects.filter(periodic_task=obj).exists():
-            # A job's enabled box is its pause state: changed by pause (with a note) and resume only.
-            return [*fields, "enabled"]
-        return fields
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A job's task is the job's schedule: changed through the job only (see the module's doc).
+        # Without an object (the list and its actions) the user's own permission decides.
+        if obj is not None and _belongs_to_a_job(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Django asks this of each object a delete would remove, the bulk action's too: one job's
+        # task in the selection refuses the whole delete, saying which.
+        if obj is not None and _belongs_to_a_job(obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -97,6 +111,10 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
         others = _not_jobs(queryset, jobs)
         if others.exists():
             super().run_tasks(request, others)
+
+
+def _belongs_to_a_job(task: PeriodicTask) -> bool:
+    return Job.objects.filter(periodic_task=task).exists()
 
 
 def _jobs_of(queryset: QuerySet[Any]) -> list[Job]:
