@@ -92,14 +92,14 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
         # Without an object (the list and its actions) the user's own permission decides.
         if obj is not None and _belongs_to_a_job(obj):
             return False
-        return super().has_change_permission(request, obj)
+        return bool(super().has_change_permission(request, obj))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Django asks this of each object a delete would remove, the bulk action's too: one job's
         # task in the selection refuses the whole delete, saying which.
         if obj is not None and _belongs_to_a_job(obj):
             return False
-        return super().has_delete_permission(request, obj)
+        return bool(super().has_delete_permission(request, obj))
 
     @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
