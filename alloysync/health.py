@@ -83,9 +83,15 @@ def _alloy_failure(error: AlloyError) -> str:
     return f"{what} ({type(error).__name__}{status})"
 
 
+def alloy_configured() -> bool:
+    """Whether this deployment syncs from Alloy at all: without a key and a design it only runs local
+    jobs, and the scheduled sync's failures say nothing anyone must act on."""
+    return bool(settings.ALLOY_API_KEY and settings.ALLOY_JOB_DESIGN)
+
+
 def sync_check() -> Check:
     """Whether a sync succeeded within ``sync_stale_after()`` seconds; ok when Alloy is not configured."""
-    if not (settings.ALLOY_API_KEY and settings.ALLOY_JOB_DESIGN):
+    if not alloy_configured():
         return Check(True, "Alloy sync not configured (ALLOY_API_KEY, ALLOY_JOB_DESIGN)")
     # A webhook's read of a few items says nothing of whether polling works: only full and incremental syncs count.
     polled = SyncRun.objects.filter(

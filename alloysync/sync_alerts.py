@@ -19,6 +19,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from alloysync.health import alloy_configured
 from alloysync.models import SyncRun
 from scheduler.alert_text import ERROR_MAX_CHARS, admin_url, first_line, local_time, subject_line
 from scheduler.alerts import REFUSED_ALERTS_MAX, alert_record, job_refused_alerts
@@ -37,7 +38,8 @@ def sync_run_alerts(run: SyncRun) -> Alert | None:
     the success that ends such a run of failures; returns the alert recorded, if any. One query for
     a sync that changes nothing here. Never raises a database error: it is logged."""
     after = settings.ALLOY_SYNC_ALERT_AFTER
-    if not after or run.status not in _COUNTED:
+    # Not configured: a deployment of local jobs only, whose health says "not configured", ok.
+    if not after or run.status not in _COUNTED or not alloy_configured():
         return None
     try:
         with transaction.atomic():

@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
@@ -151,8 +152,9 @@ def email_addresses(name: str, default: Sequence[str]) -> list[str]:
     value = raw(name)
     if value is None:
         return list(default)
+    if not value.strip():
+        return []
     entries = [entry.strip() for entry in value.split(",")]
-    entries = [entry for entry in entries if entry]
     for entry in entries:
         try:
             validate_email(entry)
@@ -162,6 +164,25 @@ def email_addresses(name: str, default: Sequence[str]) -> list[str]:
                 f"but {shown(entry)} is not one"
             ) from None
     return entries
+
+
+def email_sender(name: str, default: str) -> str:
+    """One sender, as Django's DEFAULT_FROM_EMAIL takes it: ``ops@example.org`` or
+    ``alloysync <ops@example.org>``; the address checked by Django's validator."""
+    value = raw(name)
+    if value is None:
+        return default
+    _display, address = parseaddr(value.strip())
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise SettingError(
+            f"{name} must be one e-mail address, such as ops@example.org or alloysync <ops@example.org>, "
+            f"got {shown(value)}"
+        ) from None
+    if "\n" in value or "\r" in value:  # a header injection, whatever parseaddr made of it
+        raise SettingError(f"{name} must be on one line, got {shown(value)}")
+    return value.strip()
 
 
 def host_names(name: str, default: Sequence[str]) -> list[str]:

@@ -75,7 +75,7 @@ def shown_url(url: str) -> str:
     malformed to parse), and a query may carry ``password=``; both are left out.
     """
     if "@" not in url:
-        return repr(url)
+        return str.__repr__(url)  # not repr(): a RedactedUrl's own __repr__ comes back here
     scheme = url.split("://", 1)[0] if "://" in url else "?"
     after = url.rsplit("@", 1)[1].split("?", 1)[0]
     return repr(f"{scheme}://{MASK}@{after}")

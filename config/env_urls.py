@@ -142,22 +142,50 @@ def _is_loopback(host: str) -> bool:
 def email_config(name: str, url: str) -> dict[str, Any]:
     """Django's ``EMAIL_*`` settings from django-environ's e-mail URL, its password masked in any repr.
 
-    ``url`` comes from the environment or a ``*_FILE`` (it may hold a password); keys django-environ
-    leaves as None are left out, so Django's own defaults apply.
+    ``url`` comes from the environment or a ``*_FILE`` (it may hold a password, even where a host
+    should be: a refusal shows no more than the scheme and host). Keys django-environ leaves as None
+    are left out, so Django's own defaults apply.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
+    shown_mail = _shown_mail_url(url)
     if scheme not in EMAIL_SCHEMES:
-        raise SettingError(f"{name} must be a mail URL such as {EMAIL_FORMS}, got {shown_url(url)}")
+        raise SettingError(f"{name} must be a mail URL such as {EMAIL_FORMS}, got {shown_mail}")
     _refuse_stray_at(name, url)
     try:
         config: dict[str, Any] = environ.Env.email_url_config(url)
     except ValueError:
-        raise SettingError(f"{name} is not a URL that can be read (check the port), got {shown_url(url)}") from None
-    if scheme.startswith("smtp") and not config.get("EMAIL_HOST"):
-        raise SettingError(f"{name} must name the mail server, as in {EMAIL_FORMS}, got {shown_url(url)}")
+        raise SettingError(f"{name} is not a URL that can be read (check the port), got {shown_mail}") from None
+    if scheme.startswith("smtp"):
+        if not config.get("EMAIL_HOST"):
+            raise SettingError(f"{name} must name the mail server, as in {EMAIL_FORMS}, got {shown_mail}")
+        if config.get("EMAIL_PORT") is not None and not 0 < config["EMAIL_PORT"] < 65536:
+            raise SettingError(f"{name} must have a port from 1 to 65535, got {shown_mail}")
+    if scheme == "filemail":
+        # django-environ drops the leading "/" of filemail:///var/mail (a relative tmp/... would land
+        # in each process's working folder): the folder is read here instead.
+        folder = url.split("://", 1)[1]
+        if not folder.startswith("/"):
+            raise SettingError(
+                f"{name} must name an absolute folder, as in filemail:///var/mail/alloysync, got {shown_mail}"
+            )
+        config["EMAIL_FILE_PATH"] = folder
     if config.get("EMAIL_HOST_PASSWORD"):
         config["EMAIL_HOST_PASSWORD"] = RedactedText(config["EMAIL_HOST_PASSWORD"])
     return {key: value for key, value in config.items() if value is not None}
+
+
+def _shown_mail_url(url: str) -> str:
+    """A mail URL quoted for a refusal: masked as ``shown_url`` masks, and, without an ``@``, no more
+    than the scheme and host (``smtp+tls://apikey:SECRET``, a forgotten ``@host``, puts the password
+    where a port would be)."""
+    if "@" in url:
+        return shown_url(url)
+    if "://" not in url:
+        return "a value without scheme:// (not shown)"
+    scheme, rest = url.split("://", 1)
+    authority = rest.split("/", 1)[0]
+    host = authority.split(":", 1)[0]
+    return repr(f"{scheme}://{host}{':...' if ':' in authority else ''}{'/...' if '/' in rest else ''}")
 
 
 def web_url(name: str, url: str, *, example: str, secret: bool = False) -> str:
@@ -168,15 +196,17 @@ def web_url(name: str, url: str, *, example: str, secret: bool = False) -> str:
     """
     accepts = f"{name} must be an http:// or https:// address such as {example}"
     before = url.split("?", 1)[0].split("#", 1)[0]
-    if secret:  # the scheme and host only: the path may be the token
-        scheme, _, rest = before.rpartition("://")
-        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-        before = f"{scheme}://{host}" if scheme else host
-        before += "/..." if "/" in rest else ""
+    if secret:  # the scheme and host only: the path, a port or the whole value may be the token
+        if "://" not in before:
+            raise SettingError(f"{accepts}, got a value without http:// or https:// (not shown)")
+        scheme, rest = before.split("://", 1)
+        authority = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        before = f"{scheme}://{authority.split(':', 1)[0]}" + ("/..." if "/" in rest or ":" in authority else "")
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise SettingError(f"{accepts}; {shown_url(before)} cannot be read: {exc}") from None
+        reason = "" if secret else f": {exc}"  # httpx quotes the part it could not read
+        raise SettingError(f"{accepts}; {shown_url(before)} cannot be read{reason}") from None
     if parsed.scheme not in ("http", "https") or not _valid_host(parsed.host) or "://" not in url:
         raise SettingError(f"{accepts}, got {shown_url(before)}")
     if parsed.port is not None and not 0 < parsed.port < 65536:

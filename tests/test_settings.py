@@ -179,7 +179,20 @@ FAULTS = {
         "but 'on call' is not one"
     ),
     "EMAIL_URL=smtp+tls://mail.example.org:5x7": (
-        "EMAIL_URL is not a URL that can be read (check the port), got 'smtp+tls://mail.example.org:5x7'"
+        "EMAIL_URL is not a URL that can be read (check the port), got 'smtp+tls://mail.example.org:...'"
+    ),
+    "EMAIL_URL=smtp://mail.example.org:0": (
+        "EMAIL_URL must have a port from 1 to 65535, got 'smtp://mail.example.org:...'"
+    ),
+    "EMAIL_URL=filemail://var/mail": (
+        "EMAIL_URL must name an absolute folder, as in filemail:///var/mail/alloysync, got 'filemail://var/...'"
+    ),
+    "JOB_ALERT_EMAILS=ops@example.org,,oncall@example.org": (
+        "JOB_ALERT_EMAILS must be e-mail addresses separated by commas, such as ops@example.org, but '' is not one"
+    ),
+    "DEFAULT_FROM_EMAIL=Ops <ops>": (
+        "DEFAULT_FROM_EMAIL must be one e-mail address, such as ops@example.org or alloysync <ops@example.org>, "
+        "got 'Ops <ops>'"
     ),
     "EMAIL_URL=sendmail://localhost": (
         "EMAIL_URL must be a mail URL such as smtp+tls://user:password@host:587, smtps://user:password@host:465 "
@@ -195,7 +208,7 @@ FAULTS = {
     ),
     "JOB_ALERT_WEBHOOK_URL=hooks.slack.com/services/T0/B0/t0ken": (
         "JOB_ALERT_WEBHOOK_URL must be an http:// or https:// address such as "
-        "https://hooks.slack.com/services/T000/B000/XXXX, got 'hooks.slack.com/...'"
+        "https://hooks.slack.com/services/T000/B000/XXXX, got a value without http:// or https:// (not shown)"
     ),
 }
 
@@ -244,6 +257,60 @@ def test_the_mail_url_sets_django_mail_and_hides_its_password() -> None:
     assert PASSWORD not in repr(read["EMAIL_HOST_PASSWORD"])
     refused = refusal(EMAIL_URL=f"smtp+tls://user:{PASSWORD}@mail.example.org:x87")
     assert PASSWORD not in refused
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    password=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_", min_size=12),
+    shape=st.sampled_from(
+        [
+            "smtp+tls://apikey:{password}",  # "@host:587" forgotten: the password sits where a port would
+            "smtp+tls://apikey:{password}/",
+            "{password}",
+            "smtp+tls://apikey:{password}@mail.example.org:5x7",
+            "smtp+tls://apikey:p/{password}@mail.example.org:587",
+            "sendmail://apikey:{password}@mail.example.org",
+        ]
+    ),
+)
+def test_a_mail_url_s_password_is_never_shown_whatever_its_shape(password: str, shape: str) -> None:
+    try:
+        read = read_settings(EMAIL_URL=shape.format(password=password))
+    except SettingError as refused:
+        assert str(refused).startswith("EMAIL_URL") and password not in str(refused)
+        return
+    assert password not in repr(read["EMAIL_HOST_PASSWORD"]) + repr(read["EMAIL_HOST"])
+
+
+def test_filemail_keeps_its_absolute_folder(tmp_path: Path) -> None:
+    # django-environ reads filemail:///var/mail as the relative folder var/mail.
+    assert read_settings(EMAIL_URL=f"filemail://{tmp_path}")["EMAIL_FILE_PATH"] == str(tmp_path)
+
+
+def test_the_sender_may_have_a_display_name() -> None:
+    assert read_settings(DEFAULT_FROM_EMAIL="alloysync <ops@example.org>")["DEFAULT_FROM_EMAIL"] == (
+        "alloysync <ops@example.org>"
+    )
+
+
+def test_diffsettings_works_with_the_default_broker_and_no_password_anywhere() -> None:
+    # A RedactedUrl without credentials once repr'd itself until RecursionError.
+    result = run([sys.executable, "manage.py", "diffsettings", "--all"], {})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CELERY_BROKER_URL = 'filesystem://'" in result.stdout
+    assert "JOB_ALERT_WEBHOOK_URL = None" in result.stdout
+
+
+def test_diffsettings_masks_the_alert_webhook_url_and_the_mail_password(tmp_path: Path) -> None:
+    token = "T0KEN" + "x9" * 12
+    env = {
+        "JOB_ALERT_WEBHOOK_URL": f"https://hooks.slack.com/services/T000/B000/{token}",
+        "EMAIL_URL": f"smtp+tls://alerts:{PASSWORD}@mail.example.org:587",
+    }
+    result = run([sys.executable, "manage.py", "diffsettings", "--all"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "JOB_ALERT_WEBHOOK_URL = Secret('********')" in result.stdout
+    assert token not in result.stdout and PASSWORD not in result.stdout
 
 
 def test_alerts_go_nowhere_but_the_log_by_default() -> None:

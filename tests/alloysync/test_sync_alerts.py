@@ -90,15 +90,30 @@ def test_failures_fewer_than_n_say_nothing_not_even_when_they_end(settings, allo
     assert alert_kinds() == []
 
 
-def test_refused_syncs_neither_count_as_failures_nor_end_a_run_of_them(webhook):
-    def finished(status: str) -> SyncRun:
-        now = timezone.now()
-        run = SyncRun.objects.create(
-            trigger="schedule", status=status, started_at=now, finished_at=now, message=f"{status} on purpose"
-        )
-        sync_run_alerts(run)
-        return run
+def finished(status: str) -> SyncRun:
+    now = timezone.now()
+    run = SyncRun.objects.create(
+        trigger="schedule", status=status, started_at=now, finished_at=now, message=f"{status} on purpose"
+    )
+    sync_run_alerts(run)
+    return run
 
+
+@pytest.fixture
+def alloy_configured(settings):
+    settings.ALLOY_API_KEY = Secret(API_KEY)
+    settings.ALLOY_JOB_DESIGN = "designs_scheduledJobs_65f0c0ffee0000000000abcd"
+
+
+def test_a_deployment_without_alloy_is_never_told_its_sync_fails(settings, webhook):
+    # Local jobs only: the scheduled sync fails for want of settings, and health says "not configured".
+    settings.ALLOY_API_KEY, settings.ALLOY_JOB_DESIGN = None, ""
+    for _ in range(5):
+        assert alloy_sync(trigger=SyncRun.Trigger.SCHEDULE).run.status == "failed"
+    assert alert_kinds() == []
+
+
+def test_refused_syncs_neither_count_as_failures_nor_end_a_run_of_them(webhook, alloy_configured):
     finished("failed")
     finished("refused")
     finished("failed")
