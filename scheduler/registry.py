@@ -91,6 +91,10 @@ def load_job_modules(modules: Iterable[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
+        except SystemExit as exc:  # sys.exit() at import would end the process without a word
+            raise JobModuleError(
+                f"JOB_MODULES names {module!r}, which called sys.exit({exc.code!r}) as it was imported{_where(exc)}"
+            ) from exc
         except Exception as exc:
             raise JobModuleError(
                 f"JOB_MODULES names {module!r}, which failed to import: {_one_line(exc)}{_where(exc)}"

@@ -602,6 +602,7 @@ JOB_MODULE_FAULTS = {
     "import gully_survey_sdk": "ModuleNotFoundError: No module named 'gully_survey_sdk' (at {path}:1)",
     "def build(:\n    pass": "SyntaxError: invalid syntax (at {path}:1)",
 }
+JOB_MODULE_EXITS = {"import sys\nsys.exit(3)": "called sys.exit(3) as it was imported (at {path}:2)"}
 
 
 @pytest.mark.parametrize("command", [["manage.py", "check"], ["-m", "celery", "-A", "config", "worker"]])
@@ -617,6 +618,15 @@ def test_a_job_module_that_fails_to_import_stops_the_process_with_one_line(
     assert result.stderr.splitlines() == [
         f"alloysync cannot start: JOB_MODULES names 'broken_jobs', which failed to import: {why}"
     ]
+
+
+@pytest.mark.parametrize("source", JOB_MODULE_EXITS)
+def test_a_job_module_that_exits_as_it_is_imported_says_so(tmp_path: Path, source: str) -> None:
+    (tmp_path / "broken_jobs.py").write_text(source + "\n")
+    result = run([sys.executable, "manage.py", "check"], {"JOB_MODULES": "broken_jobs", "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2
+    why = JOB_MODULE_EXITS[source].format(path=tmp_path / "broken_jobs.py")
+    assert result.stderr.splitlines() == [f"alloysync cannot start: JOB_MODULES names 'broken_jobs', which {why}"]
 
 
 @pytest.mark.parametrize("kind", ["worker", "beat"])
