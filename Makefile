@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 ALLOY_BENCH_ARGS ?= --items 1000 --poll-edits 5 --poll-interval 2 --webhook-edits 10 --write-runs 200
 # CI size (seconds); the README's figures: bench/admin_pages_bench.py --size full (100,000 jobs, 5,000,000 runs).
 ADMIN_BENCH_ARGS ?= --jobs 2000 --runs 50000
+# CI size; the README's figures: bench/retention_bench.py --runs 300000 --batch-size 500,2000,5000.
+RETENTION_BENCH_ARGS ?= --runs 20000 --batch-size 2000
 
 .PHONY: install demo test lint bench clean
 
@@ -40,6 +42,7 @@ bench: install
 	$(BIN)/python bench/load_bench.py $(LOAD_BENCH_ARGS)
 	$(BIN)/python bench/alloy_both_ways_bench.py $(ALLOY_BENCH_ARGS)
 	$(BIN)/python bench/admin_pages_bench.py $(ADMIN_BENCH_ARGS)
+	$(BIN)/python bench/retention_bench.py $(RETENTION_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm
