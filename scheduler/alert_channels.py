@@ -8,28 +8,40 @@ got (the broker was away) or could not send, tried again up to ``ALERT_MAX_ATTEM
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from scheduler.alert_text import webhook_text
+from scheduler.leases import lease_drop, lease_hold, lease_holder
 from scheduler.models import Alert
 from scheduler.storable import storable_text
+from scheduler.webhook_post import PostFailed, post_status
 
 logger = logging.getLogger(__name__)
 
-#: Seconds the webhook may take to answer; a dead endpoint costs a worker this much, never a run.
-WEBHOOK_TIMEOUT = 5.0
+#: Seconds one webhook post may take in all (connect, send, status and headers); a dead or
+#: trickling endpoint costs a worker at most this much, never a run.
+WEBHOOK_DEADLINE = 10.0
+#: Worst case of one try of one alert: the webhook's deadline plus the mail's EMAIL_TIMEOUT (10 s).
+ATTEMPT_WORST_SECONDS = 20
+#: Seconds a sender holds its claim on an alert (lease ``alert-<id>``): above send_alert's hard
+#: time limit (40 s), so a killed sender's claim lapses only once it is surely gone.
+CLAIM_TTL = 45.0
+#: The sweep starts no new send after this many seconds, so a pass ends within about
+#: SWEEP_START_BUDGET + ATTEMPT_WORST_SECONDS (30 s).
+SWEEP_START_BUDGET = 10.0
 #: Tries of one alert (worker retries and sweeps together) before it is left, logged, in the admin.
 ALERT_MAX_ATTEMPTS = 50
-#: Alerts the sweep tries at most per pass (each may wait WEBHOOK_TIMEOUT and EMAIL_TIMEOUT).
+#: Alerts the sweep tries at most per pass (each may wait WEBHOOK_DEADLINE and EMAIL_TIMEOUT).
 SWEEP_BATCH = 20
 #: An alert younger than this is the queued task's to send; the sweep leaves it alone.
 SWEEP_AFTER = timedelta(seconds=60)
@@ -60,31 +72,31 @@ def channels_configured() -> list[str]:
 def alert_send(alert_id: int, *, skip: frozenset[str] = frozenset()) -> Delivery:
     """Send the alert on each configured channel that does not have it yet, except those in ``skip``.
 
-    Records each channel that took it, counts the try and keeps the failures in ``last_error``. The
-    row is locked while sending (PostgreSQL), so a task and the sweep never send the same alert at
-    once; an alert locked by another worker, or gone, is left alone (empty Delivery).
+    Three steps, and no transaction (nor row lock) is open while anything goes over the network:
+    a short committed claim (the lease ``alert-<id>`` for ``CLAIM_TTL`` seconds, and the try counted
+    in ``attempts``), the sends, then a short write of what each channel did (``emailed_at``,
+    ``posted_at``, ``last_error``). A send killed midway is counted all the same, so
+    ``ALERT_MAX_ATTEMPTS`` holds. An alert another worker is sending, given up, sent, or gone is
+    left alone (empty Delivery).
     """
-    with transaction.atomic():
-        locked = Alert.objects.select_for_update(skip_locked=True).filter(pk=alert_id)
-        alert = locked.first()
-        if alert is None:
-            return Delivery()
+    name = f"alert-{alert_id}"
+    holder = lease_holder()
+    alert = _claim(alert_id, name, holder, skip)
+    if alert is None:
+        return Delivery()
+    try:
         delivery = _deliver(alert, skip)
-        if not delivery.sent and not delivery.failed:
-            return delivery  # nothing was missing (sent meanwhile) or only skipped channels were
-        alert.attempts += 1
-        alert.last_error = storable_text(
-            "; ".join(f"{name}: {why}" for name, why in delivery.failed.items()), LAST_ERROR_MAX_CHARS
-        )
-        alert.save(update_fields=["emailed_at", "posted_at", "attempts", "last_error"])
-    for name, why in delivery.failed.items():
+        _record(alert, delivery)
+    finally:
+        lease_drop(name=name, holder=holder)
+    for channel, why in delivery.failed.items():
         logger.warning(
             "alert %s: %s not sent (try %d): %s",
             alert.pk,
-            name,
+            channel,
             alert.attempts,
             why,
-            extra={"alert_id": alert.pk, "channel": name},
+            extra={"alert_id": alert.pk, "channel": channel},
         )
     if delivery.failed and alert.attempts >= ALERT_MAX_ATTEMPTS:
         logger.error(
@@ -97,19 +109,56 @@ def alert_send(alert_id: int, *, skip: frozenset[str] = frozenset()) -> Delivery
     return delivery
 
 
+def _claim(alert_id: int, name: str, holder: str, skip: frozenset[str]) -> Alert | None:
+    """Take the alert for this sender and count the try, committed before anything is sent; None if
+    there is nothing for this sender to do (another holds it, nothing missing, tried enough, gone)."""
+    with transaction.atomic():
+        if not lease_hold(name=name, holder=holder, ttl=CLAIM_TTL):
+            return None
+        alert = Alert.objects.filter(pk=alert_id, attempts__lt=ALERT_MAX_ATTEMPTS).first()
+        if alert is None or not _missing(alert, skip):
+            lease_drop(name=name, holder=holder)
+            return None
+        Alert.objects.filter(pk=alert_id).update(attempts=F("attempts") + 1)
+        alert.attempts += 1
+    return alert
+
+
+def _missing(alert: Alert, skip: frozenset[str]) -> list[str]:
+    wanted = (
+        (EMAIL, settings.JOB_ALERT_EMAILS, alert.emailed_at),
+        (WEBHOOK, settings.JOB_ALERT_WEBHOOK_URL, alert.posted_at),
+    )
+    return [channel for channel, on, sent_at in wanted if on and sent_at is None and channel not in skip]
+
+
+def _record(alert: Alert, delivery: Delivery) -> None:
+    """Write what the sends did; only the channels that took it are stamped, so nothing is cleared."""
+    alert.last_error = storable_text(
+        "; ".join(f"{channel}: {why}" for channel, why in delivery.failed.items()), LAST_ERROR_MAX_CHARS
+    )
+    done: dict[str, object] = {"last_error": alert.last_error}
+    if EMAIL in delivery.sent:
+        done["emailed_at"] = alert.emailed_at
+    if WEBHOOK in delivery.sent:
+        done["posted_at"] = alert.posted_at
+    Alert.objects.filter(pk=alert.pk).update(**done)
+
+
 def _deliver(alert: Alert, skip: frozenset[str]) -> Delivery:
     delivery = Delivery()
-    now = timezone.now()
-    if settings.JOB_ALERT_EMAILS and alert.emailed_at is None and EMAIL not in skip:
+    missing = _missing(alert, skip)
+    if EMAIL in missing:
         try:
+            # The SMTP backend waits at most EMAIL_TIMEOUT (settings: 10 s) on each socket operation.
             send_mail(alert.subject, alert.text, settings.DEFAULT_FROM_EMAIL, list(settings.JOB_ALERT_EMAILS))
         # smtplib's errors are OSErrors, as are socket errors; a header the backend refuses is a ValueError.
         except (OSError, ValueError) as exc:
             delivery.failed[EMAIL] = f"{type(exc).__name__}: {storable_text(str(exc), 300)}"
         else:
-            alert.emailed_at = now
+            alert.emailed_at = timezone.now()
             delivery.sent.append(EMAIL)
-    if settings.JOB_ALERT_WEBHOOK_URL and alert.posted_at is None and WEBHOOK not in skip:
+    if WEBHOOK in missing:
         problem = webhook_post(alert.text)
         if problem:
             delivery.failed[WEBHOOK] = problem
@@ -121,21 +170,21 @@ def _deliver(alert: Alert, skip: frozenset[str]) -> Delivery:
 
 def webhook_post(text: str) -> str | None:
     """POST ``{"text": text}`` (escaped for Slack) to ``JOB_ALERT_WEBHOOK_URL``; None if it took it
-    (any 2xx), else why not. The reason never quotes the URL: httpx's own messages do, so only the
-    exception's type or the answer's status is kept."""
+    (any 2xx), else why not. The whole exchange ends within ``WEBHOOK_DEADLINE`` seconds, however
+    slowly the endpoint answers; its body is never read and redirects are not followed. The reason
+    never quotes the URL: only the error's type or the answer's status is kept."""
     url = settings.JOB_ALERT_WEBHOOK_URL
     if url is None:
         return "JOB_ALERT_WEBHOOK_URL is not set"
+    body = json.dumps({"text": webhook_text(text)}).encode()
     try:
-        response = httpx.post(
-            url.reveal(), json={"text": webhook_text(text)}, timeout=WEBHOOK_TIMEOUT, follow_redirects=False
-        )
-    except httpx.HTTPError as exc:
-        return f"not reached ({type(exc).__name__})"
-    except ValueError as exc:  # a URL httpx cannot use
+        status = post_status(url.reveal(), body, deadline_seconds=WEBHOOK_DEADLINE)
+    except PostFailed as exc:
+        return f"not reached ({exc})"
+    except ValueError as exc:  # a URL it cannot use
         return f"unusable URL ({type(exc).__name__})"
-    if not response.is_success:
-        return f"answered HTTP {response.status_code}"
+    if not 200 <= status < 300:
+        return f"answered HTTP {status}"
     return None
 
 
@@ -163,7 +212,8 @@ def alerts_send_pending() -> int:
 
     Least-tried first, so one alert a channel keeps refusing does not hold the others back. A channel
     that fails once in a pass is not tried again in that pass: a dead endpoint costs one timeout a
-    minute, not one per pending alert.
+    minute, not one per pending alert. No new send starts after ``SWEEP_START_BUDGET`` seconds, so
+    a pass holds its worker for at most that plus one try (``ATTEMPT_WORST_SECONDS``).
     """
     channels = channels_configured()
     if not channels:
@@ -177,8 +227,9 @@ def alerts_send_pending() -> int:
     )
     dead: set[str] = set()
     done = 0
+    stop_at = time.monotonic() + SWEEP_START_BUDGET
     for alert_id in ids:
-        if dead.issuperset(channels):
+        if dead.issuperset(channels) or time.monotonic() >= stop_at:
             break
         delivery = alert_send(alert_id, skip=frozenset(dead))
         dead |= set(delivery.failed)

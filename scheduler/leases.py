@@ -54,3 +54,9 @@ def lease_hold(*, name: str, holder: str, ttl: float) -> bool:
 def lease_release(*, name: str, holder: str) -> None:
     """Let the lease lapse now, so a waiting process takes over at its next try."""
     Lease.objects.filter(name=name, holder=holder).update(expires_at=Now())
+
+
+def lease_drop(*, name: str, holder: str) -> None:
+    """Delete the lease row if ``holder`` still holds it: for short-lived leases named per object
+    (``alert-<id>``), which would otherwise leave one lapsed row each behind."""
+    Lease.objects.filter(name=name, holder=holder).delete()

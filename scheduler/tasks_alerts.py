@@ -11,9 +11,14 @@ from scheduler.alerts import SEND_ALERT_TASK
 
 logger = logging.getLogger(__name__)
 
-# Each try waits at most the webhook's and the mail server's timeouts (5 s and 10 s); past this it hangs.
-SEND_TIME_LIMIT = 60
-SWEEP_TIME_LIMIT = 10 * 60
+# One try waits at most the webhook's deadline and the mail's timeout (10 s each: ATTEMPT_WORST_SECONDS);
+# past these limits it hangs somewhere unforeseen. The soft limit raises in the task (the claim's lease
+# is dropped, the try was already counted); the hard one kills the process. The sweep starts no send
+# after SWEEP_START_BUDGET (10 s), so it ends within about 30 s. Either holds a worker process 40 s at most.
+SEND_SOFT_TIME_LIMIT = 30
+SEND_TIME_LIMIT = 40
+SWEEP_SOFT_TIME_LIMIT = 35
+SWEEP_TIME_LIMIT = 40
 
 
 # Retried with exponential backoff and jitter: about 5, 10, 20, 40, 80 s (each up to that, at random),
@@ -21,6 +26,7 @@ SWEEP_TIME_LIMIT = 10 * 60
 # for a failed try quotes AlertNotSent, whose message never holds the webhook's URL.
 @shared_task(
     name=SEND_ALERT_TASK,
+    soft_time_limit=SEND_SOFT_TIME_LIMIT,
     time_limit=SEND_TIME_LIMIT,
     autoretry_for=(AlertNotSent,),
     retry_backoff=5,
@@ -36,7 +42,7 @@ def send_alert(alert_id: int) -> str:
     return f"sent on {', '.join(delivery.sent)}" if delivery.sent else "nothing to send"
 
 
-@shared_task(name="scheduler.send_alerts", time_limit=SWEEP_TIME_LIMIT)
+@shared_task(name="scheduler.send_alerts", soft_time_limit=SWEEP_SOFT_TIME_LIMIT, time_limit=SWEEP_TIME_LIMIT)
 def send_alerts() -> int:
     """Beat's sweep (every 60 s): alerts a worker never got, or could not send, tried again."""
     sent = alerts_send_pending()

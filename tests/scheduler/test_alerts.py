@@ -233,7 +233,7 @@ def test_a_webhook_answering_an_error_is_recorded_and_retried_up_to_the_cap(sett
 
 
 def test_a_slow_webhook_costs_the_worker_its_timeout_not_the_run(settings, channels, job, monkeypatch):
-    monkeypatch.setattr("scheduler.alert_channels.WEBHOOK_TIMEOUT", 0.3)
+    monkeypatch.setattr("scheduler.alert_channels.WEBHOOK_DEADLINE", 0.3)
     channels.delay = 2.0
     started = timezone.now()
     fail(job)  # the run path: records, never sends
