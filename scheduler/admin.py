@@ -35,7 +35,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from scheduler import periodic_task_admin, registry, services
-from scheduler.admin_helpers import acting_user, site_time, site_time_cell, status_badge
+from scheduler.admin_helpers import ADMIN_CSS, acting_user, name_cell, site_time, site_time_cell, status_badge
 from scheduler.charts import duration_text, job_run_bars
 from scheduler.cron import CronError, describe_cron, next_fire
 from scheduler.jobspec import (
@@ -47,6 +47,7 @@ from scheduler.jobspec import (
     steps_as_text,
 )
 from scheduler.models import MAX_TIME_LIMIT, RUN_JOB_PERMISSION, Job, JobRun, StepRun
+from scheduler.plain_text import one_line
 from scheduler.types import JSONObject
 
 if TYPE_CHECKING:  # django-stubs' name for what get_fieldsets returns; it exists only in the stubs
@@ -244,7 +245,8 @@ class JobTool:
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin[Job]):
     form = JobForm
-    list_display = ["name", "source", "schedule", "next_run", "paused", "last_run", "sync_error_short"]
+    list_display = ["name_shown", "source", "schedule", "next_run", "paused", "last_run", "sync_error_short"]
+    list_display_links = ["name_shown"]
     list_filter = ["source", PausedFilter, FailingFilter, SyncErrorFilter, RemovedFilter]
     search_fields = ["name", "external_id"]
     actions = ["pause_jobs", "resume_jobs", "run_now"]
@@ -268,6 +270,9 @@ class JobAdmin(admin.ModelAdmin[Job]):
     ]
     change_form_template = "admin/scheduler/job/change_form.html"
 
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         latest = JobRun.objects.of_job_newest_first(OuterRef("pk"))
         return (
@@ -286,7 +291,11 @@ class JobAdmin(admin.ModelAdmin[Job]):
             return [(None, {"fields": ["name", "cron", "timezone", "steps_text", "available_functions", "time_limit"]})]
         definition: FieldGroups
         if obj.source == Job.Source.ALLOY:
-            definition = ["name", "cron", "cron_description", "cron_preview", "timezone", "steps_display", "time_limit"]
+            # The name as text, cleaned and isolated as in the list (the form's own field would show it raw).
+            definition = [
+                *("name_shown", "cron", "cron_description", "cron_preview", "timezone"),
+                *("steps_display", "time_limit"),
+            ]
         else:
             definition = [
                 *("name", "cron", "cron_description", "cron_preview", "timezone"),
@@ -306,7 +315,7 @@ class JobAdmin(admin.ModelAdmin[Job]):
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         if obj is not None and obj.source == Job.Source.ALLOY:
             # Alloy owns the definition (time limit included); operators may pause, resume and run.
-            return ["name", "cron", "timezone", "steps_display", "time_limit", *self.readonly_fields]
+            return ["name_shown", "cron", "timezone", "steps_display", "time_limit", *self.readonly_fields]
         return self.readonly_fields
 
     def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
@@ -473,6 +482,10 @@ class JobAdmin(admin.ModelAdmin[Job]):
 
     # Columns and read-only fields.
 
+    @admin.display(description="Name", ordering="name")
+    def name_shown(self, job: Job) -> SafeString:
+        return name_cell(job.name)
+
     @admin.display(description="Schedule", ordering="cron")
     def schedule(self, job: Job) -> SafeString:
         return format_html("<code>{}</code><br><small>{}</small>", job.cron, describe_cron(job.cron))
@@ -567,7 +580,7 @@ class JobAdmin(admin.ModelAdmin[Job]):
 
     @admin.display(description="Sync error")
     def sync_error_short(self, job: Job) -> str:
-        return job.sync_error[:80]
+        return one_line(job.sync_error, 80)
 
     @admin.display(description="Created")
     def created(self, job: Job) -> str:
@@ -716,7 +729,7 @@ class StepRunInline(_RunDisplays, admin.TabularInline[StepRun, JobRun]):
 @admin.register(JobRun)
 class JobRunAdmin(_RunDisplays, admin.ModelAdmin[JobRun]):
     # Fits 1280 px: when it was queued is on the run's page (and the list is in that order).
-    list_display = ["id", "job", "trigger", "status_shown", "started", "duration_shown", "requested_by"]
+    list_display = ["id", "job_shown", "trigger", "status_shown", "started", "duration_shown", "requested_by"]
     list_filter = ["status", "trigger", ("job", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["job__name", "job__external_id"]
     list_select_related = ["job", "requested_by"]
@@ -724,6 +737,13 @@ class JobRunAdmin(_RunDisplays, admin.ModelAdmin[JobRun]):
     inlines = [StepRunInline]
     fields = JOB_RUN_FIELDS
     readonly_fields = JOB_RUN_FIELDS
+
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
+    @admin.display(description="Job", ordering="job__name")
+    def job_shown(self, run: JobRun) -> SafeString:
+        return name_cell(run.job.name)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -13,6 +13,10 @@ from django.utils.safestring import SafeString
 
 from scheduler.charts import STATUS_COLOURS, time_text
 from scheduler.models import JobRun
+from scheduler.plain_text import one_line
+
+#: The stylesheet every project admin page and the dashboard include (wrapping, name isolation).
+ADMIN_CSS = "scheduler/admin.css"
 
 
 def acting_user(request: HttpRequest) -> AbstractBaseUser:
@@ -45,3 +49,11 @@ def status_badge(status: str, label: str) -> SafeString:
         text,
         label,
     )
+
+
+def name_cell(name: str) -> SafeString:
+    """A name from outside (a job's, a task's) for a page: one line, bidi controls removed, isolated.
+
+    ``<bdi>`` keeps whatever direction the name's own letters take from reordering the text after it.
+    """
+    return format_html('<bdi class="plain-name">{}</bdi>', one_line(name, 400))

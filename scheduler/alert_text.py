@@ -10,7 +10,6 @@ format characters, mentions and link syntax defused. The webhook's payload is es
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from scheduler.cron import CronError, next_fire
 from scheduler.models import Job
+from scheduler.plain_text import clean_line, cut
 
 #: Characters kept of a job's name in an alert, and of an error's first line.
 NAME_MAX_CHARS = 120
@@ -27,13 +27,6 @@ ERROR_MAX_CHARS = 400
 #: Alert.subject's column.
 SUBJECT_MAX_CHARS = 255
 
-# Line and paragraph separators and control characters (newlines, NUL, ESC) would start new lines or
-# garble a terminal; they become spaces. Format characters (bidi overrides such as U+202E, zero-width
-# joiners), surrogates, private-use and unassigned code points are dropped: they either reorder what
-# follows or show as nothing.
-_AS_SPACE = frozenset({"Cc", "Zl", "Zp"})
-_DROPPED = frozenset({"Cf", "Cs", "Co", "Cn"})
-_SPACES = re.compile(r"\s+")
 # Mentions that would notify a whole channel where a chat reads plain "@name" as one. U+200B after
 # the "@" keeps the word readable and no longer a mention.
 _MENTION = re.compile(r"@(?=(?:everyone|channel|here|all|room)\b)", re.IGNORECASE)
@@ -49,27 +42,11 @@ def alert_field(value: object, max_chars: int) -> str:
     characters (bidi overrides, zero-width marks), surrogates and unassigned code points are dropped;
     ``@everyone``-style mentions and markdown links are defused. Longer text is cut with ``…``.
     """
-    text = str(value)
     # Only the start is ever shown: read no more of a huge value than can matter.
-    text = text[: max_chars * 4 + 64]
-    text = "".join(_clean_char(ch) for ch in text)
-    text = _SPACES.sub(" ", text).strip()
+    text = clean_line(str(value)[: max_chars * 4 + 64])
     text = _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
     text = _MARKDOWN_LINK.sub("] (", text)
-    if len(text) > max_chars:
-        text = text[: max(max_chars - 1, 0)].rstrip() + "…"
-    return text
-
-
-def _clean_char(ch: str) -> str:
-    if ch == _ZERO_WIDTH_SPACE:
-        return ""
-    category = unicodedata.category(ch)
-    if category in _AS_SPACE:
-        return " "
-    if category in _DROPPED:
-        return ""
-    return ch
+    return cut(text, max_chars)
 
 
 def first_line(text: str, max_chars: int = ERROR_MAX_CHARS) -> str:

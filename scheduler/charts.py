@@ -83,7 +83,7 @@ def job_run_bars(job: Job, limit: int = 50) -> SafeString:
         ]
     )
     runs.reverse()
-    label = f"Last {len(runs)} run{pluralize(len(runs))} of {job.name}"
+    label = f"Last {len(runs)} run{pluralize(len(runs))} of {job}"  # str(job): one line, no bidi controls
     if not runs:
         return format_html('<span class="run-bars-empty">{}</span>', "No runs yet.")
     zone = zone_or_utc(job.timezone)

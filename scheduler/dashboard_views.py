@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 from scheduler import dashboard
 from scheduler.charts import runs_per_hour_chart, time_text, zone_or_utc
 from scheduler.models import Job, ScheduleState
+from scheduler.plain_text import cut, one_line, without_bidi_controls
 
 # Who may see the dashboard: it is mostly run history.
 VIEW_RUNS_PERMISSION = "scheduler.view_jobrun"
@@ -30,7 +31,7 @@ ERROR_SHOWN = 300
 
 @dataclass(frozen=True)
 class FailingRow:
-    name: str
+    name: str  # one line, bidi controls removed (the template isolates it too)
     url: str
     streak: int
     error: str
@@ -74,10 +75,11 @@ def _failing_row(job: Job) -> FailingRow:
     run_id: int | None = getattr(job, "last_failed_run_id", None)
     error: str = getattr(job, "last_error", None) or ""
     return FailingRow(
-        name=job.name,
+        name=one_line(job.name, 200),
         url=reverse("admin:scheduler_job_change", args=[job.pk]),
         streak=job.failure_streak,
-        error=error if len(error) <= ERROR_SHOWN else error[:ERROR_SHOWN] + "…",
+        # Its lines kept (a traceback's), without the bidi controls that would reverse them.
+        error=cut(without_bidi_controls(error[: ERROR_SHOWN * 2]), ERROR_SHOWN),
         run_url=reverse("admin:scheduler_jobrun_change", args=[run_id]) if run_id else None,
     )
 
@@ -85,7 +87,7 @@ def _failing_row(job: Job) -> FailingRow:
 def _due_row(state: ScheduleState) -> DueRow:
     job: Job = state.periodic_task.job
     return DueRow(
-        name=job.name,
+        name=one_line(job.name, 200),
         url=reverse("admin:scheduler_job_change", args=[job.pk]),
         due=time_text(state.next_due_at, zone_or_utc(job.timezone)),
     )

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import OuterRef, Q
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.plain_text import one_line
+
 # A year: longer is a typing mistake, and beyond what timers accept (config.env.MAX_SECONDS).
 MAX_TIME_LIMIT = 366 * 24 * 3600
 
@@ -79,7 +81,9 @@ class Job(models.Model):
         permissions = [("run_job", "Can run jobs now")]
 
     def __str__(self) -> str:
-        return self.name
+        # Shown in titles, breadcrumbs, run lists and messages: one line, without the bidi controls
+        # (U+202E) that would show the rest of a page's line reversed.
+        return one_line(self.name, 200)  # the whole name: its column holds 200 characters
 
     @property
     def is_paused(self) -> bool:

@@ -33,10 +33,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.safestring import SafeString
 from django_celery_beat import admin as celery_beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
-from scheduler.admin_helpers import acting_user
+from scheduler.admin_helpers import ADMIN_CSS, acting_user, name_cell
 from scheduler.models import RUN_JOB_PERMISSION, Job
 from scheduler.services import job_resume, job_run_now
 
@@ -45,7 +46,18 @@ _Base = celery_beat_admin.PeriodicTaskAdmin
 
 
 class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[misc]  # an untyped library class
-    """django-celery-beat's admin unchanged, except that each action requires a permission."""
+    """django-celery-beat's admin, each action requiring a permission and a job's task read-only."""
+
+    # Its name holds the job's name: shown cleaned and isolated, wrapping (see scheduler.admin_helpers).
+    list_display = ["name_shown", *(column for column in _Base.list_display if column != "name")]
+    list_display_links = ["name_shown"]
+
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
+    @admin.display(description=PeriodicTask._meta.get_field("name").verbose_name, ordering="name")
+    def name_shown(self, task: PeriodicTask) -> SafeString:
+        return name_cell(task.name)
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         """Whether the user may send tasks now: the ``run`` that ``run_tasks`` names."""

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from scheduler.charts import HOURS_HEIGHT, duration_text, job_run_bars, runs_per_hour_chart
 from scheduler.dashboard import HourCounts
 from scheduler.models import Job, JobRun
+from scheduler.plain_text import one_line
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -107,7 +108,8 @@ def test_hostile_job_names_cannot_break_out_of_the_picture(make_job, name):
     svg = str(job_run_bars(job))
     # Well-formed, and the name is text: quotes or angle brackets stay inside the label and title.
     root = ElementTree.fromstring(svg)  # noqa: S314 - our own output
-    assert root.get("aria-label") == f"Last 1 run of {name}"
+    # The name as pages show it: one line, bidi controls and invisible characters removed.
+    assert root.get("aria-label") == f"Last 1 run of {one_line(name, 200)}"
     assert [element.tag for element in root.iter() if not element.tag.startswith(SVG)] == []
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from scheduler.dashboard import failing_jobs, runs_per_hour
 from scheduler.models import Job, JobRun, ScheduleState
+from scheduler.plain_text import one_line
 
 URL = "/admin/dashboard/"
 
@@ -208,4 +209,5 @@ def test_hostile_job_names_and_errors_are_shown_as_text(ops_client, make_job, na
 
     failing = page[page.index('id="dashboard-failing"') : page.index('id="dashboard-health"')]
     assert "<script" not in failing
-    assert failing.count(f">{escape(name)}</a>") == 2  # once failing, once due: as text, in the link
+    # Once failing, once due: as text, in the link, isolated, on one line without bidi controls.
+    assert failing.count(f'<bdi class="plain-name">{escape(one_line(name, 200))}</bdi></a>') == 2
