@@ -5,7 +5,9 @@ every few seconds never trips a 5-second read timeout and can hold a worker for 
 Here every operation (connect, TLS handshake, each write and each read) waits at most until the
 deadline, built on httpcore's public network-backend hook (httpcore is httpx's engine). Only the
 status is read: the body is never read, so a big or endless one costs nothing. No redirects.
-The DNS lookup is the one step it cannot bound (the system resolver's own timeout).
+The DNS lookup is the one step it cannot bound (the system resolver's own timeout). An HTTP proxy
+from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` is used unless ``NO_PROXY`` excludes the host, as
+httpx itself would.
 
 The Alloy client has the same deadline (``alloysync.client.transport``); the import layers keep the
 job engine from importing it, hence this small sibling.
@@ -14,6 +16,7 @@ job engine from importing it, hence this small sibling.
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,14 +36,36 @@ def post_status(url: str, body: bytes, *, deadline_seconds: float, content_type:
     """
     backend = _DeadlineBackend(time.monotonic() + deadline_seconds)
     headers = [(b"Content-Type", content_type.encode()), (b"Content-Length", str(len(body)).encode())]
-    with httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=backend, retries=0) as pool:
+    with _pool(url, backend) as pool:
         try:
             with pool.stream("POST", url, headers=headers, content=body) as response:
                 return response.status  # the body is left unread: closing drops the connection
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError) as exc:
             raise PostFailed(type(exc).__name__) from None
         except httpcore.UnsupportedProtocol as exc:
             raise ValueError(type(exc).__name__) from None
+
+
+def _pool(url: str, backend: httpcore.NetworkBackend) -> httpcore.ConnectionPool:
+    """A one-request pool, through the environment's HTTP proxy for ``url`` if there is one."""
+    ssl_context = httpx.create_ssl_context()
+    target = httpx.URL(url)
+    proxies = urllib.request.getproxies()
+    address = proxies.get(target.scheme) or proxies.get("all")
+    if not address or urllib.request.proxy_bypass(target.host):
+        return httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend, retries=0)
+    proxy = httpx.Proxy(address if "://" in address else f"http://{address}")
+    if proxy.url.scheme not in ("http", "https"):
+        raise ValueError(f"the proxy for {target.scheme} URLs is not an HTTP proxy ({proxy.url.scheme})")
+    return httpcore.HTTPProxy(
+        proxy_url=httpcore.URL(
+            scheme=proxy.url.raw_scheme, host=proxy.url.raw_host, port=proxy.url.port, target=proxy.url.raw_path
+        ),
+        proxy_auth=proxy.raw_auth,
+        ssl_context=ssl_context,
+        network_backend=backend,
+        retries=0,
+    )
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):

@@ -214,3 +214,15 @@ def test_an_alert_holds_a_worker_process_for_well_under_a_minute():
     assert worst_try < send_alert.soft_time_limit < send_alert.time_limit <= 40
     assert alert_channels.SWEEP_START_BUDGET + worst_try < send_alerts.soft_time_limit < send_alerts.time_limit <= 40
     assert send_alert.time_limit < CLAIM_TTL  # a claim lapses only once its killed sender is gone
+
+
+@pytest.mark.django_db
+def test_the_webhook_goes_through_the_environments_http_proxy_as_httpx_would(channels, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with WebhookRecorder() as proxy:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+        channels.JOB_ALERT_WEBHOOK_URL = Secret("http://hooks.example.invalid/hook/T0KEN")
+        alert = new_alert()
+        assert alert_send(alert.pk).failed == {}
+    assert proxy.paths == ["http://hooks.example.invalid/hook/T0KEN"]  # asked of the proxy, in absolute form
