@@ -36,31 +36,9 @@ from scheduler.jobspec import job_spec_build  # noqa: E402
 from scheduler.models import StepRun  # noqa: E402
 from scheduler.retention import history_prune  # noqa: E402
 from scheduler.services import job_create  # noqa: E402
+from tests.scheduler.test_retention import old_runs_insert  # noqa: E402 - the test's own fill
 
 STEPS = 'examples.echo {"message": "bench"}'
-
-
-def old_runs_insert(job_ids: list[int], runs: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO scheduler_jobrun (job_id, trigger, status, created_at, started_at, finished_at, worker, error)
-            SELECT (%s::bigint[])[1 + g %% cardinality(%s::bigint[])], 'schedule',
-                   CASE WHEN g %% 97 = 0 THEN 'failed' ELSE 'succeeded' END,
-                   t, t, t + interval '2 seconds', 'worker-1:42', ''
-            FROM generate_series(1, %s) AS g,
-                 LATERAL (SELECT now() - interval '200 days' - g * interval '1 second') AS s(t)
-            """,
-            [job_ids, job_ids, runs],
-        )
-        cursor.execute(
-            """
-            INSERT INTO scheduler_steprun (run_id, position, function, kwargs, status, error)
-            SELECT id, 1, 'examples.echo', '{"message": "hi"}', 'succeeded', '' FROM scheduler_jobrun WHERE id % 5 = 0
-            """
-        )
-        cursor.execute("ANALYZE scheduler_jobrun")
-        cursor.execute("ANALYZE scheduler_steprun")
 
 
 class StatementTimes:

@@ -295,7 +295,7 @@ MILLION = 1_000_000
 TABLE_BLOCKING_MODES = {"ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
 
 
-def _old_runs_insert(job_ids: list[int], runs: int) -> None:
+def old_runs_insert(job_ids: list[int], runs: int) -> None:
     """``runs`` finished runs from 200 days ago back, spread over ``job_ids``; a step on every fifth."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -399,7 +399,7 @@ class _LockWatch(threading.Thread):
 def test_a_million_old_runs_go_in_batches_while_workers_record_runs_unhindered(make_job, retention):
     jobs = [make_job(name=f"old {n}") for n in range(50)]
     inserting = time.monotonic()
-    _old_runs_insert([job.pk for job in jobs], MILLION)
+    old_runs_insert([job.pk for job in jobs], MILLION)
     inserted = time.monotonic() - inserting
     expected = {job.pk: _latest_and_last_failure(job) for job in jobs}
     with connection.cursor() as cursor:
