@@ -13,6 +13,7 @@ Who did what: pause, resume, run now and run with arguments are written to Djang
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from scheduler.jobspec import (
     step_kwargs_parse,
     step_kwargs_texts,
     steps_as_text,
+    time_limit_parse,
 )
 from scheduler.models import MAX_TIME_LIMIT, RUN_JOB_PERMISSION, Job, JobRun, StepRun
 from scheduler.plain_text import one_line
@@ -97,6 +99,32 @@ def _field_of(message: str) -> str:
     return next((field for prefix, field in _MESSAGE_FIELDS if message.startswith(prefix)), "steps_text")
 
 
+class TimeLimitField(forms.IntegerField):
+    """A job's time limit typed in the form: ASCII digits from 1 to MAX_TIME_LIMIT, or empty.
+
+    Every refusal is the service's own message (``time_limit_parse``), so -1 and 0 are refused with the
+    same rule; the widget's ``min`` is 1, so a browser's own check says the same. Other digits
+    (``٣``, ``²``), which ``int()`` would read, are refused: nobody means them as seconds.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The model field offers min_value=0 (a PositiveIntegerField); a limit of 0 is refused.
+        super().__init__(**{**kwargs, "min_value": 1, "max_value": MAX_TIME_LIMIT})
+
+    def to_python(self, value: Any) -> int | None:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            return None
+        try:
+            if not re.fullmatch(r"[+-]?[0-9]{1,12}", text):
+                raise ValueError(
+                    f"time limit must be a whole number of seconds from 1 to {MAX_TIME_LIMIT}, got {text[:20]!r}"
+                )
+            return time_limit_parse(int(text))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
 class JobForm(forms.ModelForm[Job]):
     steps_text = forms.CharField(
         label="Steps",
@@ -108,6 +136,7 @@ class JobForm(forms.ModelForm[Job]):
     class Meta:
         model = Job
         fields = ["name", "cron", "timezone", "time_limit"]
+        field_classes = {"time_limit": TimeLimitField}
         help_texts = {
             "time_limit": f"Seconds a run may take before it is stopped and failed, 1 to {MAX_TIME_LIMIT:,}; "
             f"empty: JOB_TIME_LIMIT ({settings.JOB_TIME_LIMIT:,} s)."
@@ -122,7 +151,8 @@ class JobForm(forms.ModelForm[Job]):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data  # what ModelForm.clean() returns, without the None its stub allows
-        if self.errors:
+        # A time limit refused by its field still lets the definition be checked: every message at once.
+        if any(field in self.errors for field in ("name", "cron", "timezone", "steps_text")):
             return cleaned
         try:
             self.spec = job_spec_build(
@@ -135,7 +165,8 @@ class JobForm(forms.ModelForm[Job]):
         except JobSpecError as exc:
             # Each message beside the field it is about, as the service words it.
             for message in exc.errors:
-                self.add_error(_field_of(message), message)
+                if _field_of(message) not in self.errors:
+                    self.add_error(_field_of(message), message)
         return cleaned
 
 

@@ -10,31 +10,44 @@ from django.db.models import Q, QuerySet
 
 from scheduler.jobspec import JobSpec, definition_digest
 from scheduler.models import Job
+from scheduler.plain_text import one_line
 
 
 class JobNotFound(LookupError):
     pass
 
 
+#: Characters of a job's name shown in a message naming candidates or close matches.
+NAME_SHOWN = 80
+
+
+def _shown(name: str) -> str:
+    # Names are printed to terminals: one line, no control or bidi characters, bounded.
+    return one_line(name, NAME_SHOWN)
+
+
 def job_find(reference: str) -> Job:
     """The job named by an id, an Alloy item id (external id) or an exact name.
 
-    Raises JobNotFound with close names, or with the candidates when a name is ambiguous.
+    Raises JobNotFound with close names, or with the candidates when a name is ambiguous, and for a
+    blank reference (every local job has a blank external id: it would pick one of them).
     """
     reference = reference.strip()
+    if not reference:
+        raise JobNotFound("no job given: give the job's id, its Alloy item id or its exact name")
     query = Q(external_id=reference) | Q(name=reference)
-    if reference.isdigit():
+    if reference.isascii() and reference.isdigit():  # "²".isdigit() too, which int() refuses
         query |= Q(pk=int(reference))
     matches = list(Job.objects.select_related("periodic_task").filter(query).order_by("pk")[:10])
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        listed = ", ".join(f"{job.pk} ({job.name})" for job in matches)
-        raise JobNotFound(f"{reference!r} matches several jobs: {listed}; give the job's id instead")
+        listed = ", ".join(f"{job.pk} ({_shown(job.name)})" for job in matches)
+        raise JobNotFound(f"{_shown(reference)!r} matches several jobs: {listed}; give the job's id instead")
     names = Job.objects.values_list("name", flat=True)
     close = difflib.get_close_matches(reference, list(names.iterator()), n=3)
-    hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
-    raise JobNotFound(f"no job has id, Alloy item id or name {reference!r}{hint}")
+    hint = f"; did you mean {', '.join(repr(_shown(name)) for name in close)}?" if close else ""
+    raise JobNotFound(f"no job has id, Alloy item id or name {_shown(reference)!r}{hint}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -397,3 +397,43 @@ def test_a_shared_crontab_row_cannot_be_edited_or_deleted_under_the_jobs_using_i
     delete = reverse("admin:django_celery_beat_crontabschedule_delete", args=[crontab.pk])
     assert ops_client.post(delete, {"post": "yes"}).status_code == 403
     assert CrontabSchedule.objects.get(pk=crontab.pk).minute == "30"
+
+
+def post_time_limit(client, job, value):
+    data = {
+        "name": job.name,
+        "cron": job.cron,
+        "timezone": job.timezone,
+        "steps_text": 'examples.echo {"message": "hi"}',
+    }
+    return client.post(change_url(job), {**data, "time_limit": value})
+
+
+def test_the_time_limit_field_says_one_rule_from_1_to_a_year(ops_client, make_job):
+    # -1 used to say "greater than or equal to 0", and 0 was then refused by the service's rule.
+    job = make_job()
+    page = ops_client.get(change_url(job)).content.decode()
+    assert re.search(r'name="time_limit"[^>]*min="1"', page)
+    assert re.search(r'name="time_limit"[^>]*max="31622400"', page)
+    for value, shown in (("-1", "-1"), ("0", "0"), ("31622401", "31622401"), ("٣", "'٣'"), ("1.5", "'1.5'")):
+        errors = post_time_limit(ops_client, job, value).context["adminform"].form.errors["time_limit"]
+        assert errors == [f"time limit must be a whole number of seconds from 1 to 31622400, got {shown}"], value
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.integers(-(10**15), 10**15).map(str), st.text(max_size=12)))
+def test_any_typed_time_limit_is_saved_in_range_or_refused_with_the_one_rule(ops_client, make_job, value):
+    job = Job.objects.first() or make_job()
+    Job.objects.filter(pk=job.pk).update(time_limit=None)
+    response = post_time_limit(ops_client, job, value)
+    job.refresh_from_db()
+    if response.status_code == 302:
+        assert job.time_limit is None or 1 <= job.time_limit <= 31622400
+        assert value.strip() == "" or value.strip().lstrip("+").isascii()
+    else:
+        errors = response.context["adminform"].form.errors
+        assert list(errors) == ["time_limit"], errors
+        assert str(errors["time_limit"][0]).startswith(
+            "time limit must be a whole number of seconds from 1 to 31622400"
+        )
+        assert job.time_limit is None

@@ -1,6 +1,8 @@
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scheduler.models import Job, JobRun
 
@@ -125,3 +127,59 @@ def test_the_real_command_interrupted_by_a_step_exits_and_leaves_the_run_failed(
         )
         assert result.returncode == code, result.stderr
         assert JobRun.objects.get(job=target).status == JobRun.Status.FAILED
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t", "\n"])
+def test_a_blank_job_is_refused_with_exit_status_2_and_runs_nothing(make_job, blank):
+    # Every local job has a blank Alloy item id: a blank argument used to run one of them.
+    make_job(name="drop-tables-nightly")
+    with pytest.raises(CommandError, match="no job given: give the job's id, its Alloy item id or its exact name") as e:
+        call_command("run_job", blank)
+    assert e.value.returncode == 2
+    assert not JobRun.objects.exists()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blank=st.text(alphabet=" \t\n\r\x0b\x0c\u00a0\u2003\u3000", max_size=6))
+def test_no_blank_text_ever_picks_a_job(make_job, blank):
+    if not Job.objects.exists():
+        make_job(name="one")
+        make_job(name="two")
+    with pytest.raises(CommandError) as e:
+        call_command("run_job", blank)
+    assert e.value.returncode == 2
+    assert not JobRun.objects.exists()
+
+
+HOSTILE_NAME = "twin\n\x1b[31mred \u202eevil <!channel> " + "X" * 150
+
+
+def test_names_in_the_command_s_messages_are_one_bounded_line_without_control_characters(make_job):
+    first, second = make_job(name=HOSTILE_NAME), make_job(name=HOSTILE_NAME)
+    with pytest.raises(CommandError) as e:
+        call_command("run_job", HOSTILE_NAME)
+    message = str(e.value)
+    assert message.startswith("'twin [31mred evil <!channel> XXX")
+    assert f"{first.pk} (twin [31mred evil" in message and f"{second.pk} (twin" in message
+    for character in "\n\x1b\u202e":
+        assert character not in message
+    assert len(message) < 400  # three names of 80 characters at most, not 3 x 200
+
+
+def test_a_close_hostile_name_is_suggested_cleaned(make_job):
+    make_job(name="nightly\u202e report")
+    with pytest.raises(CommandError, match=r"did you mean 'nightly report'\?") as e:
+        call_command("run_job", "nightly reprot")
+    assert "\u202e" not in str(e.value)
+
+
+def test_the_running_line_prints_the_name_cleaned(make_job, capsys):
+    job = make_job(name="a\u202eb\nc")
+    call_command("run_job", str(job.pk))
+    assert f"Running job {job.pk} (ab c): 1 step(s)" in capsys.readouterr().out
+
+
+def test_a_superscript_digit_is_not_a_job_id(make_job):
+    make_job()
+    with pytest.raises(CommandError, match="no job has id, Alloy item id or name '²'"):
+        call_command("run_job", "²")

@@ -164,7 +164,15 @@ def test_run_job_takes_kwargs_by_step_number_or_function_name(make_job, capsys):
         ('1={"message": ', r"--kwargs '1=\{\"message\": ': the arguments are not valid JSON: Expecting value"),
         ('3={"message": "x"}', r"the job has no step 3: it has 2 step\(s\)"),
         ('examples.fail={"message": "x"}', r"no step calls 'examples.fail'; the steps are: 1 examples.echo, 2 "),
-        ("1=[1]", r"the arguments must be a JSON object, got list"),
+        # What it got, in JSON's words, not Python's (list, NoneType).
+        ("1=[1]", r"the arguments must be a JSON object, got an array"),
+        ("1=null", r"the arguments must be a JSON object, got null$"),
+        ("1=false", r"the arguments must be a JSON object, got false$"),
+        ("1=2.5", r"the arguments must be a JSON object, got a number$"),
+        ('1="x"', r"the arguments must be a JSON object, got a string$"),
+        # Only ASCII digits number a step: others are read as a function's name, which no step calls.
+        ("²={}", r"no step calls '²'; the steps are: 1 examples.echo"),
+        ("٢={}", r"no step calls '٢'; the steps are: 1 examples.echo"),
         ('{"message": "x"}', r"expected STEP=JSON"),
         (
             '1={"text": "x"}',
@@ -188,3 +196,30 @@ def test_a_function_called_by_two_steps_must_be_named_by_number(make_job):
     job = make_job(steps='examples.echo {"message": "a"}\nexamples.echo {"message": "b"}')
     with pytest.raises(CommandError, match=r"steps 1, 2 all call examples\.echo: give the step's number instead"):
         call_command("run_job", str(job.pk), "--kwargs", 'examples.echo={"message": "x"}')
+
+
+def test_the_same_step_given_twice_is_refused_not_the_last_one_kept(make_job):
+    job = make_job(steps=TWO_STEPS)
+    options = ["--kwargs", '1={"message": "a"}', "--kwargs", 'examples.echo={"message": "b"}']
+    with pytest.raises(CommandError, match=r"step 1 is given twice \(also by '1=\{\"message\": \"a\"\}'\)") as caught:
+        call_command("run_job", str(job.pk), *options)
+    assert caught.value.returncode == 2
+    assert not JobRun.objects.exists()
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(step=st.text(min_size=1, max_size=12).filter(lambda text: "=" not in text))
+def test_any_step_text_is_a_step_or_one_clear_refusal(make_job, step):
+    job = make_job(steps=TWO_STEPS)
+    try:
+        call_command("run_job", str(job.pk), "--kwargs", f"{step}={{}}")
+    except CommandError as exc:
+        assert exc.returncode == 2
+        message = str(exc)
+        assert "invalid literal" not in message
+        assert "\n" not in message and "\u202e" not in message
+    else:
+        # It named a step (its number in ASCII digits): that step ran with no arguments.
+        assert step.strip().lstrip("0") in {"1", "2"}
+    JobRun.objects.all().delete()
+    job.delete()

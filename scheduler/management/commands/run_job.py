@@ -6,12 +6,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scheduler.jobspec import JobSpecError, steps_with_kwargs
 from scheduler.models import Job, JobRun, StepRun
+from scheduler.plain_text import one_line
 from scheduler.runner import job_run_execute
 from scheduler.selectors import JobNotFound, job_find
 from scheduler.types import JSONObject
 
 #: Exit status for arguments the command cannot use (argparse's own), apart from 1: the run failed.
 BAD_ARGUMENT = 2
+#: Characters of a job's name printed (names come from Alloy items: any length, any character).
+NAME_SHOWN = 80
 
 
 class Command(BaseCommand):
@@ -32,12 +35,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, job: str, kwargs: list[str], **options: object) -> None:
+        if not job.strip():
+            # A bad argument, like the others: every local job has a blank Alloy item id.
+            raise CommandError(
+                "no job given: give the job's id, its Alloy item id or its exact name", returncode=BAD_ARGUMENT
+            )
         try:
             found = job_find(job)
         except JobNotFound as exc:
             raise CommandError(str(exc)) from None
         steps = _steps_to_run(found, kwargs)
-        self.stdout.write(f"Running job {found.pk} ({found.name}): {len(steps)} step(s)")
+        self.stdout.write(f"Running job {found.pk} ({one_line(found.name, NAME_SHOWN)}): {len(steps)} step(s)")
         run = job_run_execute(job=found, trigger=JobRun.Trigger.COMMAND, on_step=self._print_step, steps=steps)
         summary = f"Run {run.pk} {run.status}" + (f": {run.error}" if run.error else "")
         if run.status != JobRun.Status.SUCCEEDED:
@@ -61,12 +69,19 @@ def _steps_to_run(job: Job, overrides: list[str]) -> list[JSONObject]:
     stored: list[JSONObject] = job.steps
     step_kwargs: list[object] = [step.get("kwargs") or {} for step in stored]
     errors: list[str] = []
+    given: dict[int, str] = {}  # step index -> the option that set it
     for option in overrides:
+        shown = repr(option[:80])  # repr shows control and bidi characters as escapes
         try:
             index, value = _override(stored, option)
         except ValueError as exc:
-            errors.append(f"--kwargs {option[:80]!r}: {exc}")
+            errors.append(f"--kwargs {shown}: {exc}")
             continue
+        if index in given:
+            # Keeping the last one silently would run with arguments nobody meant.
+            errors.append(f"--kwargs {shown}: step {index + 1} is given twice (also by {given[index]})")
+            continue
+        given[index] = shown
         step_kwargs[index] = value
     if not errors:
         try:
@@ -90,12 +105,26 @@ def _override(steps: list[JSONObject], option: str) -> tuple[int, object]:
     except (ValueError, RecursionError):  # a 5,000-digit number; nesting past the stack
         raise ValueError("the arguments cannot be read as JSON") from None
     if not isinstance(value, dict):
-        raise ValueError(f"the arguments must be a JSON object, got {type(value).__name__}")
+        raise ValueError(f"the arguments must be a JSON object, got {_json_kind(value)}")
     return index, value
 
 
+def _json_kind(value: object) -> str:
+    """What a decoded JSON value is, in JSON's own words: ``null``, ``true``, ``a number``, ``an array``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
+
+
 def _step_index(steps: list[JSONObject], step: str) -> int:
-    if step.isdigit():
+    # ASCII digits only: "²" and "٢" are digits to str.isdigit(), not step numbers anyone typed.
+    if step.isascii() and step.isdigit():
         number = int(step)
         if not 1 <= number <= len(steps):
             raise ValueError(f"the job has no step {number}: it has {len(steps)} step(s)")
@@ -107,4 +136,4 @@ def _step_index(steps: list[JSONObject], step: str) -> int:
         numbers = ", ".join(str(index + 1) for index in matches)
         raise ValueError(f"steps {numbers} all call {step}: give the step's number instead")
     names = ", ".join(f"{number} {stored.get('function')}" for number, stored in enumerate(steps, start=1))
-    raise ValueError(f"no step calls {step!r}; the steps are: {names}")
+    raise ValueError(f"no step calls {one_line(step, 80)!r}; the steps are: {names}")
