@@ -253,3 +253,41 @@ def test_an_operator_pauses_resumes_and_runs_with_arguments_from_the_jobs_page(
     page.goto(f"{live_server.url}/admin/dashboard/")
     assert page.locator("svg").count() >= 1
     shoot(page, screenshots, "8-dashboard")
+
+
+HOSTILE_NAME = (
+    "hostile\nname <!channel> @here [click](https://evil.example) \u202eevil <script>alert(1)</script> " + "X" * 100
+)[:200]
+
+
+def assert_column_on_screen(page, header: str) -> None:
+    box = page.locator("th", has_text=header).first.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= WIDTH, f"{header!r} is off-screen at {WIDTH} px: {box}"
+
+
+def test_one_long_hostile_name_keeps_every_column_on_screen_and_reads_in_order(
+    page, live_server, make_job, django_user_model, screenshots
+):
+    # A name of 100 unbroken X's pushed every other column off-screen; U+202E showed the rest reversed.
+    django_user_model.objects.create_superuser("ops", "ops@example.org", "correct-horse-battery")
+    job = make_job(name="placeholder")
+    Job.objects.filter(pk=job.pk).update(name=HOSTILE_NAME, failure_streak=3, sync_error="E" * 300)
+    JobRun.objects.create(job=job, status=JobRun.Status.FAILED, error="/" + "Y" * 400 + "\nValueError: boom")
+    make_job(name="Gully report")
+    log_in(page, live_server)
+
+    page.goto(f"{live_server.url}/admin/scheduler/job/")
+    shoot(page, screenshots, "jobs-with-a-hostile-name")
+    assert_fits(page)
+    for header in ("Source", "Schedule", "Next run", "Paused", "Last run", "Sync error"):
+        assert_column_on_screen(page, header)
+    listed = page.locator("#result_list").inner_text()
+    assert "\u202e" not in listed and "evil <script>alert(1)</script> XXXX" in listed
+
+    page.goto(f"{live_server.url}/admin/dashboard/")
+    shoot(page, screenshots, "dashboard-with-a-hostile-name")
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+    for header in ("Failed in a row", "Last error"):
+        assert_column_on_screen(page, header)
+    failing = page.locator("#dashboard-failing").inner_text()
+    assert "\u202e" not in failing and "evil <script>alert(1)</script> XXXX" in failing
