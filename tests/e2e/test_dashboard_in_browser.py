@@ -102,7 +102,7 @@ def test_the_dashboard_and_a_jobs_run_bars_draw_in_the_browser(
     dashboard_shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(dashboard_shot), full_page=True)
 
-    page.click("#dashboard-failing a:text('Gully <report>')")
+    page.click("#dashboard-failing a:has-text('Gully <report>')")
     page.wait_for_url(f"**/admin/scheduler/job/{job.pk}/change/")
     page.locator("svg.run-bars").wait_for(state="visible")
     bars = page.locator("svg.run-bars rect.run-bar")
