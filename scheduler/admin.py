@@ -49,7 +49,7 @@ from scheduler.jobspec import (
     time_limit_parse,
 )
 from scheduler.models import MAX_TIME_LIMIT, RUN_JOB_PERMISSION, Job, JobRun, StepRun
-from scheduler.plain_text import one_line
+from scheduler.plain_text import one_line, without_bidi_controls
 from scheduler.types import JSONObject
 
 if TYPE_CHECKING:  # django-stubs' name for what get_fieldsets returns; it exists only in the stubs
@@ -715,8 +715,16 @@ STEP_RUN_FIELDS = (
 )
 JOB_RUN_FIELDS = (
     *("job", "trigger", "status_shown", "requested_by", "due", "created", "started", "finished", "duration_shown"),
-    *("heartbeat", "worker", "error"),
+    *("heartbeat", "worker", "error_display"),
 )
+
+
+def error_block(error: str) -> str:
+    """An error or traceback from job code as a block: its lines kept, long lines wrapped (admin.css),
+    bidi controls removed so no line shows reversed."""
+    if not error:
+        return ""
+    return format_html('<pre class="run-error" style="white-space: pre-wrap">{}</pre>', without_bidi_controls(error))
 
 
 class _RunDisplays:
@@ -754,7 +762,7 @@ class StepRunInline(_RunDisplays, admin.TabularInline[StepRun, JobRun]):
 
     @admin.display(description="Error")
     def error_display(self, step: StepRun) -> str:
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", step.error) if step.error else ""
+        return error_block(step.error)
 
 
 @admin.register(JobRun)
@@ -781,6 +789,10 @@ class JobRunAdmin(_RunDisplays, admin.ModelAdmin[JobRun]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Error")
+    def error_display(self, run: JobRun) -> str:
+        return error_block(run.error)
 
     @admin.display(description="Queued", ordering="created_at")
     def created(self, run: JobRun) -> str:

@@ -94,3 +94,14 @@ def test_the_cleaners_leave_no_bidi_control_and_bound_the_length(text):
     assert len(one_line(text, 50)) <= 50
     assert "\n" not in one_line(text, 50)
     assert not set(BIDI_CONTROLS) & set(without_bidi_controls(text))
+
+
+def test_a_runs_page_shows_its_errors_without_bidi_controls_and_wrapping(superuser_client, make_job):
+    job = make_job()
+    run = JobRun.objects.create(job=job, status=JobRun.Status.FAILED, error="step 1 failed: \u202eboom " + "Z" * 300)
+    run.steps.create(position=1, function="examples.echo", status="failed", error="Traceback\n\u2067" + "Q" * 300)
+    page = superuser_client.get(reverse("admin:scheduler_jobrun_change", args=[run.pk])).content.decode()
+    assert not set(BIDI_CONTROLS) & set(page)
+    assert page.count('<pre class="run-error"') == 2
+    assert "step 1 failed: boom " + "Z" * 300 in page and "Traceback\n" + "Q" * 300 in page
+    assert "scheduler/admin.css" in page
