@@ -21,13 +21,15 @@ from scheduler.cron import CrontabFields
 from scheduler.events import job_state_changed_send
 from scheduler.jobspec import JobSpec, step_kwargs_parse, step_kwargs_texts, steps_with_kwargs
 from scheduler.models import RUN_JOB_TASK, Job, JobRun, StepRun
+from scheduler.plain_text import one_line
 from scheduler.time_limits import celery_hard_time_limit, run_time_limit
 from scheduler.types import JSONObject
 
 
 def periodic_task_name(job_id: int, name: str) -> str:
-    # PeriodicTask.name is unique; job names need not be, the id makes it so.
-    return f"job {job_id}: {name}"[:200]
+    # PeriodicTask.name is unique; job names need not be, the id makes it so. One clean line: beat
+    # logs it, and django-celery-beat's pages show it (a name from Alloy may hold bidi controls).
+    return f"job {job_id}: {one_line(name, 200)}"[:200]
 
 
 def periodic_task_description(job_id: int, source: str, external_id: str) -> str:

@@ -98,3 +98,9 @@ def test_external_ids_are_unique_per_source(make_job):
     make_job(source=Job.Source.LOCAL, name="local two")  # empty external ids do not collide
     with pytest.raises(IntegrityError), transaction.atomic():
         make_job(source=Job.Source.ALLOY, external_id="642062376be3a0036bbbb64b")
+
+
+def test_a_periodic_task_s_name_is_one_clean_line_whatever_the_job_s_name(make_job):
+    # Beat logs the task's name and django-celery-beat's pages show it: no bidi override, no line break.
+    job = make_job(name="gully \u202eevil\u202c\nreport")
+    assert job.periodic_task.name == f"job {job.pk}: gully evil report"
