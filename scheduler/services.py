@@ -29,7 +29,8 @@ from scheduler.types import JSONObject
 def periodic_task_name(job_id: int, name: str) -> str:
     # PeriodicTask.name is unique; job names need not be, the id makes it so. One clean line: beat
     # logs it, and django-celery-beat's pages show it (a name from Alloy may hold bidi controls).
-    return f"job {job_id}: {one_line(name, 200)}"[:200]
+    prefix = f"job {job_id}: "
+    return prefix + one_line(name, 200 - len(prefix))
 
 
 def periodic_task_description(job_id: int, source: str, external_id: str) -> str:

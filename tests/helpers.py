@@ -139,10 +139,14 @@ def broker_unreachable(app: Any) -> Iterator[None]:
 
 
 def _drop_producer_pool(app: Any) -> None:
+    # Both pools are bound to the URL they were made with: the producers' and the connections'
+    # (kombu keeps one connection pool per URL). Closing one for good (force_close_all's default)
+    # left "Acquire on closed pool" for every later publish of the process.
     pool = app.amqp._producer_pool
     if pool is not None:
-        pool.force_close_all()
+        pool.force_close_all(close_pool=False)
     app.amqp._producer_pool = None
+    app._pool = None
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None

@@ -104,3 +104,8 @@ def test_a_periodic_task_s_name_is_one_clean_line_whatever_the_job_s_name(make_j
     # Beat logs the task's name and django-celery-beat's pages show it: no bidi override, no line break.
     job = make_job(name="gully \u202eevil\u202c\nreport")
     assert job.periodic_task.name == f"job {job.pk}: gully evil report"
+
+
+def test_a_periodic_task_s_name_fits_its_column_whatever_the_job_s_id(make_job):
+    job = make_job(name="X" * 200)
+    assert len(job.periodic_task.name) == 200 and job.periodic_task.name.endswith("X…")
