@@ -55,6 +55,8 @@ class SyncRun(models.Model):
         ]
         indexes = [models.Index(fields=["-started_at"]), models.Index(fields=["status", "-finished_at"])]
         ordering = ["-started_at", "-id"]
+        # Starting a sync is neither adding a record by hand nor a view: the API's POST /api/v1/syncs/.
+        permissions = [("run_sync", "Can start an Alloy sync")]
 
     def __str__(self) -> str:
         return f"sync {self.pk} ({self.status})"

@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
     "scheduler.apps.SchedulerConfig",
     "alloysync.apps.AlloysyncConfig",
 ]
@@ -325,6 +327,50 @@ for _name, _code in _WRITTEN_CODES.items():
 ALLOY_WRITE_RATE = whole_number("ALLOY_WRITE_RATE", 30, maximum=6000)
 # How often beat asks a worker to write pending states back (a pass is cheap when nothing is pending).
 WRITE_BACK_INTERVAL = seconds("WRITE_BACK_INTERVAL", 10)
+
+# --- REST API (/api/v1/) and metrics (/metrics) --------------------------------------------------
+# Requests a minute each API token may make; over it, 429 with Retry-After. Kept in the database, so
+# the limit holds across web processes and hosts.
+API_RATE_LIMIT = whole_number("API_RATE_LIMIT", 600, minimum=1, maximum=1_000_000)
+# Enables GET /metrics for Prometheus (Authorization: Bearer <token>); unset, /metrics is 404. A
+# Secret (never shown), also from METRICS_TOKEN_FILE, as Prometheus' bearer_token_file reads it.
+_METRICS_TOKEN = read_secret("METRICS_TOKEN", header_token=True)
+if _METRICS_TOKEN is not None and (len(_METRICS_TOKEN) < MIN_WEBHOOK_SECRET_CHARS or len(set(_METRICS_TOKEN)) < 5):
+    raise SettingError(
+        f"METRICS_TOKEN must be at least {MIN_WEBHOOK_SECRET_CHARS} characters with at least 5 different "
+        f"ones, got {len(_METRICS_TOKEN)} (the token is not shown): {_MAKE_ONE}"
+    )
+METRICS_TOKEN = Secret(_METRICS_TOKEN) if _METRICS_TOKEN else None
+
+# https://www.django-rest-framework.org/api-guide/settings/
+REST_FRAMEWORK = {
+    # API tokens for other systems; the admin's session for the browsable API and the docs.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "scheduler.api.auth.ApiTokenAuthentication",
+        "scheduler.api.auth.SessionAuthentication",
+    ],
+    # Django's model permissions, reads included (view_*): a user sees what the admin would show them.
+    "DEFAULT_PERMISSION_CLASSES": ["scheduler.api.permissions.ModelPermissions"],
+    "DEFAULT_THROTTLE_CLASSES": ["scheduler.api.throttles.ApiRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "scheduler.api.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "alloysync API",
+    "DESCRIPTION": "Trigger and watch the jobs alloysync schedules from Alloy items, and its syncs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Celery -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url

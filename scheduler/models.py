@@ -267,3 +267,55 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class ApiToken(models.Model):
+    """A user's key to the REST API (``Authorization: Token <key>``).
+
+    Only the key's SHA-256 is stored: the key itself is shown once, when it is made (the admin, or
+    ``manage.py api_token``), and cannot be read back. The key is 256 random bits, so a plain hash is
+    as good as a slow one and lets each request find its token by one indexed lookup. A token acts as
+    its user, with that user's permissions: a read-only user's token reads and does not run.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. 'report portal'.")
+    key_prefix = models.CharField(max_length=16, help_text="The key's first characters, to tell tokens apart.")
+    key_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the key, hex; the key is not kept.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="Updated at most once a minute.")
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="Set: the token is refused (401).")
+    # The throttle's fixed window (API_RATE_LIMIT a minute), kept on the row every process reads, so
+    # the limit holds across web processes and hosts; one UPDATE authenticates, counts and stamps.
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        label = one_line(self.name, 100) or "token"
+        return f"{label} ({self.key_prefix}…)"
+
+
+class MetricCounter(models.Model):
+    """One series of a counter or histogram bucket for ``/metrics``, kept in the database.
+
+    Runs, syncs and Alloy requests happen in many processes on many machines; each adds to these rows
+    (``INSERT ... ON CONFLICT DO UPDATE``), so every web process's ``/metrics`` reads the same totals:
+    none lost with a restarted worker, none counted twice by scraping two hosts. ``count`` is the
+    number of events; ``total`` the sum of the values they observed (seconds), for a histogram's _sum.
+    A histogram's bucket is a label (``le``), not cumulative here: ``/metrics`` adds them up.
+    """
+
+    metric = models.CharField(max_length=64)
+    labels = models.CharField(max_length=255, help_text='Canonical label pairs: name="value",... sorted by name.')
+    count = models.BigIntegerField(default=0)
+    total = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["metric", "labels"], name="metriccounter_one_per_series")]
+
+    def __str__(self) -> str:
+        return f"{self.metric}{{{self.labels}}} {self.count}"
