@@ -1,6 +1,6 @@
 """Admin pages benchmark: the dashboard and a job's page with many jobs and runs on PostgreSQL.
 
-Fills a scratch database with SQL (generate_series: minutes, not hours, for millions of rows), then
+Fills a scratch database with SQL (``_bulk_data.fill``: minutes, not hours, for millions of rows), then
 asks for each page several times as a logged-in superuser through Django's test client (the whole
 stack but the network: middleware, session, admin, templates). Prints median and p95 milliseconds,
 the queries per page, and the ratio against the 200 ms aim.
@@ -34,135 +34,18 @@ django.setup()
 
 import logging  # noqa: E402
 
+from _bulk_data import fill  # noqa: E402 - bench/, on the path as this script's folder
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import DatabaseError, connection  # noqa: E402
-from django.db.models import Model  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
-from django_celery_beat.models import PeriodicTask  # noqa: E402
 
-from scheduler.jobspec import job_spec_build  # noqa: E402
 from scheduler.models import Job, JobRun, ScheduleState  # noqa: E402
-from scheduler.services import job_create  # noqa: E402
 
 AIM_MS = 200.0
 SIZES = {"full": (100_000, 5_000_000), "ci": (2_000, 50_000)}
-# Runs inserted per statement: a few seconds each, so progress shows and no statement runs for minutes.
-RUN_CHUNK = 1_000_000
-RETENTION_DAYS = 90
-DAY = 86400.0
 PREFIX = "adminbench"
-# One job, paused this many days ago, ran every minute before: 1/25 of all runs (200,000 at full size).
-BUSY_PAUSED_DAYS = 60
-BUSY_SHARE = 25
-
-
-def insert_copies(model: type[Model], template_pk: int, overrides: dict[str, str], source: str) -> int:
-    """INSERT one row of ``model`` per row of ``source`` (SQL yielding rows), copying the template row
-    ``t`` except for ``overrides`` (column: SQL expression). Returns the rows inserted."""
-    columns = [str(field.column) for field in model._meta.concrete_fields if not field.primary_key]
-    values = ", ".join(overrides.get(column, f't."{column}"') for column in columns)
-    table = model._meta.db_table
-    column_list = ", ".join(f'"{column}"' for column in columns)
-    # Table and column names from the models, expressions from this file: nothing from outside.
-    sql = f'INSERT INTO "{table}" ({column_list}) SELECT {values} FROM "{table}" t CROSS JOIN {source} WHERE t.id = %s'  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [template_pk])
-        return int(cursor.rowcount)
-
-
-def fill(jobs: int, runs: int) -> int:
-    """Jobs, their schedules and runs; returns the id of a failing job with runs (the page measured)."""
-    started = time.perf_counter()
-    spec = job_spec_build(
-        name="template", cron="30 2 * * *", timezone="Europe/London", steps='examples.echo {"message": "bench"}'
-    )
-    template = job_create(spec=spec, source=Job.Source.LOCAL, external_id="")
-    assert template.periodic_task is not None
-    task_pk = template.periodic_task.pk
-    series = f"generate_series(1, {jobs}) g"
-    insert_copies(PeriodicTask, task_pk, {"name": f"'{PREFIX} ' || g"}, series)
-    _insert_jobs(template.pk)
-    with connection.cursor() as cursor:
-        # Due over the next 48 hours: half of them within the dashboard's 24.
-        cursor.execute(
-            'INSERT INTO "scheduler_schedulestate" (periodic_task_id, next_due_at, task_changed_at) '
-            "SELECT pt.id, now() + (pt.id % 2880) * interval '1 minute', pt.date_changed "
-            "FROM django_celery_beat_periodictask pt ON CONFLICT (periodic_task_id) DO NOTHING"
-        )
-        cursor.execute("SELECT min(id), count(*) FROM scheduler_job WHERE name LIKE %s", [f"{PREFIX} job %"])
-        first_job, job_count = cursor.fetchone()
-    print(f"  {job_count} jobs in {time.perf_counter() - started:.1f} s", flush=True)
-    # Seconds between runs: each job about daily, all of them within the default retention.
-    spacing = min(DAY / jobs, RETENTION_DAYS * DAY / runs)
-    for start in range(0, runs, RUN_CHUNK):
-        end = min(runs, start + RUN_CHUNK)
-        with connection.cursor() as cursor:
-            # Run g of job (g mod jobs), created g * spacing seconds ago; 1 in 20 failed, the newest
-            # few (one per job) running; durations 1 to 300 s.
-            cursor.execute(
-                "INSERT INTO scheduler_jobrun (job_id, trigger, status, created_at, started_at, finished_at, "
-                "heartbeat_at, worker, error, due_at, requested_by_id) "
-                "SELECT %s + g %% %s, 'schedule', s.status, s.created, s.created + interval '1 second', "
-                "CASE WHEN s.status = 'running' THEN NULL "
-                "ELSE s.created + (1 + g %% 300) * interval '1 second' END, NULL, 'bench:1', "
-                "CASE WHEN s.status = 'failed' THEN 'ValueError: bench failure ' || g ELSE '' END, NULL, NULL "
-                "FROM generate_series(%s, %s) g, LATERAL (SELECT "
-                "CASE WHEN g < %s THEN 'running' WHEN g %% 20 = 0 THEN 'failed' ELSE 'succeeded' END AS status, "
-                "now() - g * %s * interval '1 second' AS created) s",
-                [first_job, job_count, start, end - 1, min(job_count, 20), spacing],
-            )
-        print(f"  {end} runs in {time.perf_counter() - started:.1f} s", flush=True)
-    busy = _add_busy_paused_job(first_job + job_count - 1, max(1, runs // BUSY_SHARE))
-    print(f"  {busy} more runs for one busy job paused {BUSY_PAUSED_DAYS} days ago", flush=True)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-        cursor.execute(
-            "SELECT j.id FROM scheduler_job j WHERE j.failure_streak > 0 "
-            "AND EXISTS (SELECT 1 FROM scheduler_jobrun r WHERE r.job_id = j.id) ORDER BY j.id LIMIT 1"
-        )
-        (page_job,) = cursor.fetchone()
-    print(f"  filled and analysed in {time.perf_counter() - started:.1f} s", flush=True)
-    return int(page_job)
-
-
-def _add_busy_paused_job(job_id: int, count: int) -> int:
-    """``count`` runs a minute apart for ``job_id``, the newest ``BUSY_PAUSED_DAYS`` days old, and the job paused.
-
-    A planner trap: with many runs of the job but none recent, "its newest runs" may be read by walking
-    the runs' created_at index backward through everyone else's runs (1.2 s at full size).
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO scheduler_jobrun "
-            "(job_id, trigger, status, created_at, started_at, finished_at, worker, error) "
-            "SELECT %s, 'schedule', 'succeeded', c, c, c + interval '2 seconds', 'bench:1', '' "
-            "FROM (SELECT now() - %s * interval '1 day' - g * interval '1 minute' AS c "
-            "FROM generate_series(1, %s) g) s",
-            [job_id, BUSY_PAUSED_DAYS, count],
-        )
-        cursor.execute(
-            "UPDATE django_celery_beat_periodictask SET enabled = false "
-            "WHERE id = (SELECT periodic_task_id FROM scheduler_job WHERE id = %s)",
-            [job_id],
-        )
-        return int(cursor.rowcount and count)
-
-
-def _insert_jobs(template_pk: int) -> int:
-    # Overrides are SQL run with parameters: a literal % is written %%.
-    return insert_copies(
-        Job,
-        template_pk,
-        {
-            "name": f"'{PREFIX} job ' || substr(pt.name, {len(PREFIX) + 2})",
-            "periodic_task_id": "pt.id",
-            # One job in a hundred failing now, for one to seven runs.
-            "failure_streak": "CASE WHEN pt.id %% 100 = 0 THEN pt.id %% 7 + 1 ELSE 0 END",
-        },
-        f"(SELECT id, name FROM django_celery_beat_periodictask WHERE name LIKE '{PREFIX} %%') pt",  # noqa: S608
-    )
 
 
 class QueryLog:
