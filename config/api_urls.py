@@ -1,6 +1,27 @@
 """/api/v1/: the job engine's views (scheduler.api) and the syncs' (alloysync.api), one router, and
-the OpenAPI schema with its browsable docs."""
+the OpenAPI schema. Namespace ``api``: ``reverse("api:job-detail", args=[id])``.
 
-from django.urls import URLPattern, URLResolver
+The schema needs a signed-in user or a token, as every other path here: it names no secret, but it
+describes this deployment to whoever asks, and nobody without an account needs it.
+"""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.routers import SimpleRouter
+
+from alloysync.api import SyncRunViewSet
+from scheduler.api import urls as scheduler_api_urls
+from scheduler.api.views import ApiRootView
+
+app_name = "api"
+
+router = SimpleRouter()
+scheduler_api_urls.register(router)
+router.register("syncs", SyncRunViewSet, basename="syncrun")
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", ApiRootView.as_view(), name="root"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    *router.urls,
+]

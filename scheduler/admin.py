@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from scheduler import periodic_task_admin, registry, services
+from scheduler import api_token_admin, periodic_task_admin, registry, services  # noqa: F401 (api_token_admin registers itself)
 from scheduler.admin_helpers import ADMIN_CSS, acting_user, name_cell, site_time, site_time_cell, status_badge
 from scheduler.charts import duration_text, job_run_bars
 from scheduler.cron import CronError, describe_cron, next_fire

@@ -1,0 +1,154 @@
+"""/api/v1/syncs/: the sync history, and starting a sync (``alloysync.run_sync``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from alloysync.health import alloy_configured
+from alloysync.models import SyncRun
+from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL
+from alloysync.tasks import sync as sync_task
+from scheduler.api.errors import Conflict, Unavailable
+from scheduler.api.pagination import NewestFirstCursorPagination
+from scheduler.api.parsers import JSONParser
+from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, ERROR
+from scheduler.models import Lease
+
+
+class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
+    url = serializers.SerializerMethodField()
+    # The model's field, declared: DRF pops it from the class, so Serializer.errors is untouched.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.DictField(child=serializers.CharField(allow_null=True)),
+        help_text='Invalid items: [{"item_id", "title", "message"}].',
+    )
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "url",
+            "trigger",
+            "mode",
+            "status",
+            "started_at",
+            "finished_at",
+            "items_read",
+            "created",
+            "updated",
+            "unchanged",
+            "removed",
+            "invalid",
+            "requests",
+            "errors",
+            "message",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, run: SyncRun) -> str:
+        # Syncs have no page of their own in the API: the list, from this one on.
+        return f"{reverse('api:syncrun-list', request=self.context.get('request'))}"
+
+
+class SyncRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    """``POST /syncs/``: ``{}`` for the schedule's choice (incremental unless a full read is due), or
+    ``{"full": true}`` to read every item, as ``sync_alloy --full``."""
+
+    full = serializers.BooleanField(default=False, help_text="Read every item (a complete read).")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = [str(key)[:50] for key in data if key not in self.fields]
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
+        return cast(dict[str, Any], super().to_internal_value(data))
+
+
+QUEUED = inline_serializer(
+    "SyncQueued",
+    {
+        "queued": serializers.BooleanField(),
+        "full": serializers.BooleanField(),
+        "task": serializers.CharField(),
+        "task_id": serializers.CharField(),
+        "syncs_url": serializers.URLField(),
+    },
+)
+
+
+def sync_under_way() -> str | None:
+    """Why a sync cannot start now (one is running, or holds the lease), or None."""
+    now = timezone.now()
+    if Lease.objects.filter(name=SYNC_LEASE, expires_at__gt=now).exists():
+        return "A sync is running (it holds the alloy-sync lease); try again when it has finished."
+    # A record still "running" whose process died is finished by the next sync; only a recent one counts.
+    recent = now - timedelta(seconds=SYNC_LEASE_TTL)
+    if SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__gt=recent).exists():
+        return "A sync is running; try again when it has finished."
+    return None
+
+
+class SyncPagination(NewestFirstCursorPagination):
+    time_field = "started_at"
+
+
+class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
+    """Syncs from Alloy, newest first; POST starts one."""
+
+    parser_classes = [JSONParser]
+    queryset = SyncRun.objects.all()
+    serializer_class = SyncRunSerializer
+    pagination_class = SyncPagination
+    action_permissions = {"create": ["alloysync.view_syncrun", "alloysync.run_sync"]}
+
+    @extend_schema(
+        summary="List syncs, newest first",
+        responses={200: SyncRunSerializer(many=True), **BAD_REQUEST, **COMMON_ERRORS},
+    )
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(SyncRun.objects.all())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Start a sync",
+        description=(
+            "Queues a sync for a worker and answers at once; its record appears in the list when it "
+            "starts. 409 while another sync runs; 503 when Alloy is not configured."
+        ),
+        request=SyncRequestSerializer,
+        responses={
+            202: QUEUED,
+            **BAD_REQUEST,
+            409: OpenApiResponse(ERROR, description="A sync is running."),
+            503: OpenApiResponse(ERROR, description="Alloy is not configured: detail names the settings."),
+            **COMMON_ERRORS,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        body = SyncRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not alloy_configured():
+            raise Unavailable("Alloy is not configured: set ALLOY_API_KEY and ALLOY_JOB_DESIGN to sync.")
+        busy = sync_under_way()
+        if busy:
+            raise Conflict(busy)
+        full = bool(body.validated_data["full"])
+        # "full" only when asked: the task takes it from the version that reads it (see the notes).
+        kwargs: dict[str, Any] = {"trigger": SyncRun.Trigger.SCHEDULE, **({"full": True} if full else {})}
+        result = sync_task.apply_async(kwargs=kwargs)
+        data = {
+            "queued": True,
+            "full": full,
+            "task": sync_task.name,
+            "task_id": str(result.id),
+            "syncs_url": reverse("api:syncrun-list", request=request),
+        }
+        return Response(data, status=status.HTTP_202_ACCEPTED)

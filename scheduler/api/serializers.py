@@ -1,0 +1,225 @@
+"""What the API shows of jobs and runs, and the bodies it accepts. Field names follow the models'
+(public, in the README), so a report written against the database reads the API the same way."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from scheduler.cron import CronError, describe_cron, next_fire
+from scheduler.models import Job, JobRun, StepRun
+
+# Longest pause note kept: a note is a sentence or two; a megabyte is a mistake.
+MAX_NOTE_CHARS = 2000
+
+
+class StepSerializer(serializers.Serializer[dict[str, Any]]):
+    function = serializers.CharField()
+    kwargs = serializers.DictField(child=serializers.JSONField())
+
+
+class LastRunSerializer(serializers.Serializer[Job]):
+    """The job's newest run, from the list's annotations (no query of its own)."""
+
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    status = serializers.ChoiceField(choices=JobRun.Status.choices)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    url = serializers.HyperlinkedIdentityField(view_name="api:job-detail")
+    runs_url = serializers.SerializerMethodField(help_text="This job's runs, newest first.")
+    cron_description = serializers.SerializerMethodField(help_text="The cron expression in plain English.")
+    steps = StepSerializer(many=True, help_text="Functions run in order, each with its keyword arguments.")
+    next_run_at = serializers.SerializerMethodField(
+        help_text="When beat next sends the job (UTC), by the job's cron in its time zone; null if paused or removed."
+    )
+    paused = serializers.SerializerMethodField(help_text="True while the job is paused (an operator's, or auto-pause).")
+    paused_by = serializers.SerializerMethodField(help_text="Username of who paused it; null for auto-pause.")
+    last_run = serializers.SerializerMethodField(help_text="The newest run, whatever its trigger; null if never run.")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "url",
+            "name",
+            "source",
+            "external_id",
+            "cron",
+            "cron_description",
+            "timezone",
+            "steps",
+            "next_run_at",
+            "paused",
+            "pause_note",
+            "paused_by",
+            "paused_at",
+            "last_run",
+            "runs_url",
+            "sync_error",
+            "time_limit",
+            "failure_streak",
+            "removed_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_runs_url(self, job: Job) -> str:
+        return f"{reverse('api:jobrun-list', request=self.context.get('request'))}?job={job.pk}"
+
+    def get_cron_description(self, job: Job) -> str:
+        return describe_cron(job.cron)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_next_run_at(self, job: Job) -> datetime | None:
+        if job.periodic_task is None or not job.periodic_task.enabled:
+            return None
+        try:
+            return next_fire(job.cron, job.timezone, self.context.get("now") or timezone.now())
+        except (CronError, ValueError):
+            return None  # validated when saved; a listing must not fail over one job
+
+    def get_paused(self, job: Job) -> bool:
+        return job.is_paused
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_paused_by(self, job: Job) -> str | None:
+        if not job.is_paused or job.paused_by is None:
+            return None
+        return str(job.paused_by.get_username())
+
+    @extend_schema_field(LastRunSerializer(allow_null=True))
+    def get_last_run(self, job: Job) -> dict[str, Any] | None:
+        # Annotations (JobViewSet.get_queryset), which the model's type does not have: read by name.
+        run_id: int | None = getattr(job, "last_run_id", None)
+        if run_id is None:
+            return None
+        return {
+            "id": run_id,
+            "url": reverse("api:jobrun-detail", args=[run_id], request=self.context.get("request")),
+            "status": getattr(job, "last_run_status", None),
+            "created_at": _iso(getattr(job, "last_run_created_at", None)),
+            "started_at": _iso(getattr(job, "last_run_started_at", None)),
+            "finished_at": _iso(getattr(job, "last_run_finished_at", None)),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return serializers.DateTimeField().to_representation(value) if value is not None else None
+
+
+class StepRunSerializer(serializers.ModelSerializer[StepRun]):
+    kwargs = serializers.DictField(child=serializers.JSONField(), help_text="The arguments this run used.")
+    result = serializers.JSONField(allow_null=True, help_text="The JSON-safe return value, cut past a size cap.")
+
+    class Meta:
+        model = StepRun
+        fields = ["position", "function", "kwargs", "status", "started_at", "finished_at", "result", "error"]
+        read_only_fields = fields
+
+
+class JobRunSerializer(serializers.ModelSerializer[JobRun]):
+    url = serializers.HyperlinkedIdentityField(view_name="api:jobrun-detail")
+    job_url: serializers.HyperlinkedRelatedField[Job] = serializers.HyperlinkedRelatedField(
+        source="job", view_name="api:job-detail", read_only=True
+    )
+    job_name = serializers.CharField(source="job.name", read_only=True)
+    requested_by = serializers.SerializerMethodField(help_text="Username of who asked (manual and api runs).")
+
+    class Meta:
+        model = JobRun
+        fields = [
+            "id",
+            "url",
+            "job",
+            "job_name",
+            "job_url",
+            "trigger",
+            "status",
+            "created_at",
+            "due_at",
+            "started_at",
+            "finished_at",
+            "requested_by",
+            "worker",
+            "error",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_requested_by(self, run: JobRun) -> str | None:
+        return str(run.requested_by.get_username()) if run.requested_by else None
+
+
+class JobRunDetailSerializer(JobRunSerializer):
+    steps = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(JobRunSerializer.Meta):
+        fields = [*JobRunSerializer.Meta.fields, "steps"]
+        read_only_fields = fields
+
+
+class JobFilterSerializer(serializers.Serializer[dict[str, Any]]):
+    """``GET /jobs/`` query: each filter optional; booleans as true/false (also 1/0, yes/no)."""
+
+    # A declared field, popped from the class by DRF: not the Field.source attribute mypy sees.
+    source = serializers.ChoiceField(choices=Job.Source.choices, required=False)  # type: ignore[assignment]
+    paused = serializers.BooleanField(required=False, allow_null=True, default=None)
+    failing = serializers.BooleanField(required=False, allow_null=True, default=None)
+    removed = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class RunFilterSerializer(serializers.Serializer[dict[str, Any]]):
+    """``GET /runs/`` query."""
+
+    job = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A job's id.")
+    status = serializers.ChoiceField(choices=JobRun.Status.choices, required=False)
+    trigger = serializers.ChoiceField(choices=JobRun.Trigger.choices, required=False)
+
+
+class RunRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    """``POST /jobs/{id}/runs/``: ``{"kwargs": {STEP: {...}}}``, or an empty body for the stored arguments.
+
+    STEP is the step's number from 1 (``"2"``) or its function's name when only one step calls it
+    (``"examples.echo"``), as ``run_job --kwargs STEP=JSON`` reads it. A step given replaces that
+    step's stored keyword arguments for this run only; steps not given keep theirs.
+    """
+
+    kwargs = serializers.DictField(
+        child=serializers.DictField(child=serializers.JSONField()),
+        required=False,
+        help_text='Per step: {"1": {"message": "hi"}} or {"examples.echo": {"message": "hi"}}.',
+    )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        _refuse_unknown_fields(self, data)
+        return cast(dict[str, Any], super().to_internal_value(data))
+
+
+class PauseRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    """``POST /jobs/{id}/pause/``: why, for whoever finds the job paused."""
+
+    note = serializers.CharField(max_length=MAX_NOTE_CHARS, help_text="Why the job is paused (required).")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        _refuse_unknown_fields(self, data)
+        return cast(dict[str, Any], super().to_internal_value(data))
+
+
+def _refuse_unknown_fields(serializer: serializers.Serializer[Any], data: Any) -> None:
+    # A misspelt field ("kwarg") ignored silently would run the job with arguments nobody meant.
+    if isinstance(data, dict):
+        unknown = [str(key)[:50] for key in data if key not in serializer.fields]
+        if unknown:
+            raise serializers.ValidationError({key: ["unknown field"] for key in unknown})

@@ -1,0 +1,90 @@
+"""API tokens in the admin: make one (its key shown once, in the message after saving, and never
+again: only its hash is kept), see who has which and when each was last used, revoke.
+
+Registered by ``scheduler.admin`` importing this module. A token's key and hash cannot be edited:
+a token is made or revoked, never changed into another.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+
+from scheduler.admin_helpers import site_time
+from scheduler.api_tokens import key_new, token_revoke
+from scheduler.models import ApiToken
+
+# What get_fields returns, as django-stubs types it.
+FieldGroups = list[str | list[str] | tuple[str, ...] | tuple[()]]
+#: Who may revoke: whoever may change tokens (a revocation is a change to the token).
+REVOKE_PERMISSION = "change"
+
+
+class ApiTokenForm(forms.ModelForm[ApiToken]):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+    form = ApiTokenForm
+    list_display = ["key_shown", "user", "name", "created", "last_used", "revoked"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["name", "key_prefix", "user__username"]
+    actions = ["revoke_tokens"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> FieldGroups:
+        if obj is None:
+            return ["user", "name"]
+        return ["key_shown", "user", "name", "created", "last_used", "revoked"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["key_shown", "user", "created", "last_used", "revoked"]
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm[ApiToken], change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])  # only the name may change; the key never does
+            return
+        key = key_new(obj)
+        obj.save()
+        # The one time the key is shown: the message after saving, never stored on the server
+        # (Django's message cookie carries it to the next page, which consumes it).
+        self.message_user(
+            request,
+            f"The key of token {obj.key_prefix}… is {key} — copy it now: it is not kept and cannot be shown again.",
+            messages.WARNING,
+        )
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponseRedirect:
+        # Straight to the list, without Django's own "added" message beside the key's.
+        return HttpResponseRedirect(reverse("admin:scheduler_apitoken_changelist"))
+
+    @admin.display(description="Key", ordering="key_prefix")
+    def key_shown(self, token: ApiToken) -> str:
+        return f"{token.key_prefix}…"
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, token: ApiToken) -> str:
+        return site_time(token.created_at)
+
+    @admin.display(description="Last used", ordering="last_used_at")
+    def last_used(self, token: ApiToken) -> str:
+        return site_time(token.last_used_at) if token.last_used_at else "never"
+
+    @admin.display(description="Revoked", ordering="revoked_at")
+    def revoked(self, token: ApiToken) -> str:
+        return site_time(token.revoked_at) if token.revoked_at else "no"
+
+    @admin.action(description="Revoke the selected tokens", permissions=[REVOKE_PERMISSION])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = sum(token_revoke(token=token) for token in queryset)
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

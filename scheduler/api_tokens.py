@@ -1,0 +1,136 @@
+"""API tokens: made (the key shown once), revoked, and checked on each request.
+
+A key is 256 random bits; the database keeps only its SHA-256 (``ApiToken.key_hash``), so reading the
+database, a backup or a log never gives anyone a usable key. A request's key is hashed and looked up
+by that hash (one indexed read), and the stored hash is compared again in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connection
+from django.utils import timezone
+
+from scheduler.models import ApiToken
+
+#: Characters of the key kept on the row to tell tokens apart (the admin's list, ``api_token``).
+KEY_PREFIX_CHARS = 8
+#: A fixed throttle window: API_RATE_LIMIT requests in each.
+WINDOW = timedelta(minutes=1)
+#: ``last_used_at`` is stamped at most this often: a write per request would be a write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: Longest key looked up; longer is not a key of ours, and hashing megabytes costs time.
+MAX_KEY_CHARS = 200
+
+
+def key_hash(key: str) -> str:
+    """The hex SHA-256 of ``key`` (UTF-8; unpaired surrogates kept, so any str hashes)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_new(token: ApiToken) -> str:
+    """A new random key for the unsaved ``token``: its prefix and hash set on it, the key returned
+    (to be shown once; it is not kept anywhere)."""
+    key = secrets.token_urlsafe(32)  # 256 bits in 43 characters, URL- and header-safe
+    token.key_prefix, token.key_hash = key[:KEY_PREFIX_CHARS], key_hash(key)
+    return key
+
+
+def token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+    """A new token for ``user``; returns it with its key, which is shown once and never stored."""
+    token = ApiToken(user_id=user.pk, name=name.strip()[:100])
+    key = key_new(token)
+    token.save()
+    return token, key
+
+
+def token_revoke(*, token: ApiToken) -> bool:
+    """Refuse ``token`` from now on; False if it was already revoked (its first revocation time stays)."""
+    now = timezone.now()
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if revoked:
+        token.revoked_at = now
+    return bool(revoked)
+
+
+def tokens_revoke(*, user: AbstractBaseUser, key_prefix: str | None = None) -> int:
+    """Revoke ``user``'s live tokens (only those whose key starts ``key_prefix``, if given); how many."""
+    live = ApiToken.objects.filter(user_id=user.pk, revoked_at__isnull=True)
+    if key_prefix is not None:
+        live = live.filter(key_prefix=key_prefix[:KEY_PREFIX_CHARS])
+    return live.update(revoked_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """A request's token, counted: the user it acts as and where it stands in its throttle window."""
+
+    token_id: int
+    user_id: int
+    window_started_at: datetime
+    window_requests: int
+
+    def retry_after(self, now: datetime) -> float:
+        """Seconds until this token's window ends and its count starts again."""
+        return max((self.window_started_at + WINDOW - now).total_seconds(), 0.0)
+
+
+# One statement authenticates, counts the request in the token's window and stamps last_used_at, so
+# two web processes serving one token never lose a count (each UPDATE sees the other's). A window
+# older than a minute starts again at 1. Every SET expression reads the row as it was (SQL's rule).
+# RETURNING: PostgreSQL, and SQLite from 3.35.
+_COUNTED_USE_SQL = """
+UPDATE scheduler_apitoken SET
+  window_requests = CASE WHEN window_started_at IS NULL OR window_started_at <= %s THEN 1
+                         ELSE window_requests + 1 END,
+  window_started_at = CASE WHEN window_started_at IS NULL OR window_started_at <= %s THEN %s
+                           ELSE window_started_at END,
+  last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at <= %s THEN %s ELSE last_used_at END
+WHERE key_hash = %s AND revoked_at IS NULL
+RETURNING id, user_id, key_hash, window_started_at, window_requests
+"""
+
+
+def token_authenticate(key: str) -> TokenUse | None:
+    """The live token whose key is ``key``, counted as one request; None for an unknown or revoked key.
+
+    Whether the user may still sign in (``is_active``) is for the caller to check with the user.
+    """
+    if not key or len(key) > MAX_KEY_CHARS:
+        return None
+    wanted = key_hash(key)
+    now = timezone.now()
+    window_floor, used_floor = now - WINDOW, now - LAST_USED_RESOLUTION
+    ops = connection.ops
+    params = [ops.adapt_datetimefield_value(value) for value in (window_floor, window_floor, now, used_floor, now)]
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTED_USE_SQL, [*params, wanted])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token_id, user_id, stored_hash, started, requests = row
+    # The lookup was by the hash already; compared again in constant time so that no code path
+    # ever compares the secret-derived value byte by byte.
+    if not hmac.compare_digest(str(stored_hash), wanted):
+        return None
+    return TokenUse(token_id, user_id, _as_datetime(started), int(requests))
+
+
+def _as_datetime(value: object) -> datetime:
+    """A timestamp as the database driver returned it (SQLite: text) as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
+def rate_limit() -> int:
+    """Requests a minute each token may make (API_RATE_LIMIT)."""
+    return int(settings.API_RATE_LIMIT)
