@@ -10,6 +10,8 @@ ALLOY_BENCH_ARGS ?= --items 1000 --poll-edits 5 --poll-interval 2 --webhook-edit
 ADMIN_BENCH_ARGS ?= --jobs 2000 --runs 50000
 # CI size; the README's figures: bench/retention_bench.py --runs 300000 --batch-size 500,2000,5000.
 RETENTION_BENCH_ARGS ?= --runs 20000 --batch-size 2000
+# CI size, measured at 200 / 5,000 and 2,000 / 50,000; the README's figures: bench/api_metrics_bench.py --size full.
+API_BENCH_ARGS ?= --size ci --requests 20
 
 .PHONY: install demo test lint bench clean
 
@@ -43,6 +45,7 @@ bench: install
 	$(BIN)/python bench/alloy_both_ways_bench.py $(ALLOY_BENCH_ARGS)
 	$(BIN)/python bench/admin_pages_bench.py $(ADMIN_BENCH_ARGS)
 	$(BIN)/python bench/retention_bench.py $(RETENTION_BENCH_ARGS)
+	$(BIN)/python bench/api_metrics_bench.py $(API_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm

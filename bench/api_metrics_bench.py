@@ -26,7 +26,6 @@ than 200, or makes more queries at the larger size than at the smaller.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import os
 import secrets
@@ -73,7 +72,8 @@ from django.db import DatabaseError, connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
-from scheduler.models import ApiToken, Job, JobRun  # noqa: E402
+from scheduler.api_tokens import token_create  # noqa: E402
+from scheduler.models import Job, JobRun  # noqa: E402
 
 AIM_MS = 100.0
 SIZES = {"full": (100_000, 5_000_000), "ci": (2_000, 50_000)}
@@ -117,18 +117,7 @@ def api_token_for_reader() -> str:
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label__in=["scheduler", "alloysync"], codename__startswith="view_")
     )
-    try:  # the service that `manage.py api_token` and the admin use, when there is one
-        from scheduler.api_tokens import api_token_create  # type: ignore[import-not-found]
-    except ImportError:
-        api_token_create = None
-    if api_token_create is not None:
-        created = api_token_create(user=user, name="bench")
-        return str(created[1] if isinstance(created, tuple) else created)
-    key = secrets.token_urlsafe(32)
-    ApiToken.objects.create(
-        user=user, name="bench", key_prefix=key[:8], key_hash=hashlib.sha256(key.encode()).hexdigest()
-    )
-    return key
+    return token_create(user=user, name="bench")[1]  # as `manage.py api_token` and the admin make one
 
 
 def fill_alloy_side(runs_days: float) -> None:
