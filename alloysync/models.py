@@ -13,6 +13,7 @@ class SyncRun(models.Model):
         SCHEDULE = "schedule", "Schedule"
         COMMAND = "command", "Command"
         WEBHOOK = "webhook", "Alloy webhook"
+        API = "api", "API"
 
     class Mode(models.TextChoices):
         FULL = "full", "Full (every item)"

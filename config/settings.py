@@ -68,7 +68,9 @@ if not DEBUG:
     # --deploy` is clean with these. /healthz stays reachable over plain HTTP for health checks.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = _SSL_REDIRECT
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Load balancers' health checks and Prometheus' scrapes come over plain HTTP inside the deployment
+    # (Prometheus cannot send X-Forwarded-Proto); a redirect to https://web:8000/ would fail them all.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = _HSTS_SECONDS
@@ -85,6 +87,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "scheduler.apps.SchedulerConfig",
     "alloysync.apps.AlloysyncConfig",
 ]
@@ -370,6 +373,17 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" and a "trigger": name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobRunStatusEnum": "scheduler.models.JobRun.Status",
+        "StepRunStatusEnum": "scheduler.models.StepRun.Status",
+        "JobRunTriggerEnum": "scheduler.models.JobRun.Trigger",
+        "SyncRunStatusEnum": "alloysync.models.SyncRun.Status",
+        "SyncRunTriggerEnum": "alloysync.models.SyncRun.Trigger",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
