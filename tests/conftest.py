@@ -13,7 +13,7 @@ from alloysync.fake_alloy import FakeAlloyServer, sample_alloy_settings
 from config import celery_app
 from scheduler.jobspec import job_spec_build
 from scheduler.models import Job
-from tests.helpers import ALLOY_TEST_KEY, CeleryProcesses
+from tests.helpers import ALLOY_TEST_KEY, CeleryProcesses, broker_queue_delete
 
 
 @pytest.fixture
@@ -46,6 +46,7 @@ def celery_processes(transactional_db: None, tmp_path: Path) -> Iterator[CeleryP
     finally:
         processes.stop_all()
         celery_app.conf.task_default_queue = previous_queue
+        broker_queue_delete(celery_app, queue)
 
 
 @pytest.fixture

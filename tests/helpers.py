@@ -10,9 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.utils import timezone
+from kombu.utils.url import parse_url
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ALLOY_TEST_KEY = "7c1e4b2a-9d3f-4a6b-8c5d-2e1f0a9b8c7d"
@@ -29,14 +31,24 @@ def _uses_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+def broker_scheme() -> str:
+    """The broker URL's scheme: redis, rediss, amqp, amqps, pyamqp or filesystem."""
+    return settings.CELERY_BROKER_URL.split(":", 1)[0]
+
+
+def uses_amqp() -> bool:
+    """RabbitMQ (amqp://, amqps://, pyamqp://) rather than Redis or the filesystem."""
+    return broker_scheme() in {"amqp", "amqps", "pyamqp"}
+
+
 def _uses_networked_broker() -> bool:
-    return settings.CELERY_BROKER_URL.split(":", 1)[0] in {"redis", "rediss", "amqp", "pyamqp"}
+    return broker_scheme() in {"redis", "rediss", "amqp", "amqps", "pyamqp"}
 
 
 requires_services = pytest.mark.skipif(
     not (_uses_postgres() and _uses_networked_broker()),
     reason="needs PostgreSQL and a networked broker: set DATABASE_URL=postgres://... and "
-    "CELERY_BROKER_URL=redis://... (as .ci/run does)",
+    "CELERY_BROKER_URL=redis://... or amqp://... (as .ci/run does)",
 )
 
 
@@ -95,6 +107,20 @@ class CeleryProcesses:
                 process.wait()
 
 
+def broker_queue_delete(app: Any, queue: str) -> None:
+    """Delete a test's private queue on RabbitMQ, where a durable queue outlives its consumers.
+
+    Redis drops a list when it empties and the filesystem broker keeps no queue object, so only
+    AMQP needs this; without it every test run leaves its queues (and any unread messages) on the
+    shared server.
+    """
+    if not uses_amqp():
+        return
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1)
+        connection.default_channel.queue_delete(queue)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -120,6 +146,17 @@ def next_minute(after: datetime) -> datetime:
     return (after + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
+def unreachable_broker_url() -> str:
+    """The broker URL with its port changed to 1, where nothing listens: the same transport (kombu
+    raises that transport's errors, and retries as it does for it), no server behind it."""
+    url = parse_url(settings.CELERY_BROKER_URL)
+    scheme = broker_scheme()
+    if scheme == "filesystem":  # no connection to refuse: as before, a Redis port nothing listens on
+        return "redis://127.0.0.1:1/0"
+    credentials = f"{url['userid'] or ''}:{url['password'] or ''}@" if url["userid"] or url["password"] else ""
+    return f"{scheme}://{credentials}127.0.0.1:1/{url['virtual_host'] or ''}"
+
+
 @contextmanager
 def broker_unreachable(app: Any) -> Iterator[None]:
     """Publishing from this process goes to a port where nothing listens, until the block ends.
@@ -130,7 +167,7 @@ def broker_unreachable(app: Any) -> Iterator[None]:
     """
     previous = app.conf.broker_write_url
     _drop_producer_pool(app)
-    app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    app.conf.broker_write_url = unreachable_broker_url()
     try:
         yield
     finally:
@@ -150,3 +187,84 @@ def _drop_producer_pool(app: Any) -> None:
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
+
+
+class BrokerRelay:
+    """A TCP relay in front of the broker that the test can cut and restore: a broker outage as the
+    processes behind it see one, without stopping the server that other people on this machine use.
+
+    Processes get ``url`` (the broker URL with the relay's port). ``cut()`` closes the listening
+    socket and every relayed connection (peers see the connection drop, and new ones are refused,
+    as when the server stops); ``restore()`` listens on the same port again. What a real restart
+    adds, losing what the server held in memory, is not simulated: Celery's queues and messages on
+    RabbitMQ are durable and persistent, so a restart keeps them too.
+    """
+
+    def __init__(self, broker_url: str) -> None:
+        parsed = parse_url(broker_url)
+        self.upstream = (parsed["hostname"] or "127.0.0.1", int(parsed["port"] or 5672))
+        self.port = free_port()
+        host_and_port = f"{self.upstream[0]}:{self.upstream[1]}"
+        self.url = broker_url.replace(f"@{host_and_port}", f"@127.0.0.1:{self.port}", 1)
+        if self.url == broker_url:
+            raise ValueError("the broker URL must name its host and port, as in amqp://user:password@host:5672//")
+        self._listener: socket.socket | None = None
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            with suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for connection in self._connections:
+                with suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+            self._connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._connections |= {client, server}
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):  # one side closed: close both, as a broker's end would
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def broker_relay() -> Iterator[BrokerRelay]:
+    """A ``BrokerRelay`` to this test run's broker, listening until the block ends."""
+    relay = BrokerRelay(settings.CELERY_BROKER_URL)
+    relay.restore()
+    try:
+        yield relay
+    finally:
+        relay.cut()

@@ -1,5 +1,7 @@
-"""Faults injected for real: PostgreSQL and Redis restarted under running processes, beat killed,
-a thousand jobs due at once. These restart the machine's own servers; CI runs them, one at a time."""
+"""Faults injected for real: PostgreSQL and the broker down under running processes, beat killed,
+a thousand jobs due at once. PostgreSQL and Redis are the machine's own servers, restarted; CI runs
+these one at a time. RabbitMQ is not restarted (other people's runs use it): on amqp:// the processes
+reach it through a relay that the test cuts, which they see as the server going away."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -19,7 +23,17 @@ from django.utils import timezone
 from alloysync.models import SyncRun
 from scheduler.models import Job, JobRun, StepRun
 from tests.alloysync.helpers import job_item
-from tests.helpers import PROJECT_DIR, database_url_for_children, next_minute, requires_services, sleep_until, wait_for
+from tests.helpers import (
+    PROJECT_DIR,
+    CeleryProcesses,
+    broker_relay,
+    database_url_for_children,
+    next_minute,
+    requires_services,
+    sleep_until,
+    uses_amqp,
+    wait_for,
+)
 
 pytestmark = [requires_services, pytest.mark.e2e, pytest.mark.slow]
 
@@ -97,24 +111,55 @@ def test_postgresql_restarted_during_a_sync_fails_that_sync_cleanly_and_the_next
     assert Job.objects.count() == 30
 
 
+@contextmanager
+def broker_outage(processes: CeleryProcesses) -> Iterator[Callable[[float], None]]:
+    """``outage(seconds)``: the broker away for that long, for the processes started afterwards.
+
+    Redis: the machine's server shut down (losing what it held) and started again. RabbitMQ: the
+    processes reach it through a relay, cut for the outage; the server itself keeps running.
+    """
+    if not uses_amqp():
+
+        def restart_redis(seconds: float) -> None:
+            stop_redis()
+            try:
+                time.sleep(seconds)
+            finally:
+                start_redis()
+
+        yield restart_redis
+        return
+    with broker_relay() as relay:
+        processes.env["CELERY_BROKER_URL"] = relay.url
+
+        def cut_relay(seconds: float) -> None:
+            relay.cut()
+            try:
+                time.sleep(seconds)
+            finally:
+                relay.restore()
+
+        yield cut_relay
+        processes.stop_all()  # before the relay closes: their last words go to the broker
+
+
 @pytest.mark.timeout(300)
-def test_redis_restarted_while_beat_and_worker_run_the_next_due_runs_happen(celery_processes, make_job):
+def test_broker_down_while_beat_and_worker_run_the_next_due_runs_happen(celery_processes, make_job):
     job = make_job(cron="* * * * *", steps='examples.echo {"message": "tick"}')
-    celery_processes.start("worker", "--concurrency=1")
-    celery_processes.start("beat")
-    first = next_minute(timezone.now() + timedelta(seconds=5))
-    sleep_until(first + timedelta(seconds=12))
-    assert runs_by_due_time(job)[first] == 1, celery_processes.logs()
-    stop_redis()
-    try:
-        time.sleep(8)
-    finally:
-        start_redis()
-    later = [first + timedelta(minutes=1), first + timedelta(minutes=2)]
-    sleep_until(later[-1] + timedelta(seconds=15))
+    with broker_outage(celery_processes) as outage:
+        celery_processes.start("worker", "--concurrency=1")
+        celery_processes.start("beat")
+        first = next_minute(timezone.now() + timedelta(seconds=5))
+        sleep_until(first + timedelta(seconds=12))
+        assert runs_by_due_time(job)[first] == 1, celery_processes.logs()
+        outage(8)
+        later = [first + timedelta(minutes=1), first + timedelta(minutes=2)]
+        sleep_until(later[-1] + timedelta(seconds=15))
     runs = runs_by_due_time(job)
     assert all(runs[due] == 1 for due in later), (runs, celery_processes.logs())
     assert StepRun.objects.filter(run__job=job, run__due_at__in=later, status="succeeded").count() == 2
+    if uses_amqp():  # the outage reached the worker (Redis' restart is certain to)
+        assert "Connection to broker lost" in celery_processes.logs()
 
 
 @pytest.mark.timeout(300)
