@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import timedelta
 from typing import Any, cast
 
@@ -97,11 +96,6 @@ def sync_under_way() -> str | None:
     return None
 
 
-def task_takes_full() -> bool:
-    """Whether the sync task reads ``full`` (asked of alloysync.tasks; until then, 503 for a full read)."""
-    return "full" in inspect.signature(sync_task.run).parameters
-
-
 class SyncPagination(NewestFirstCursorPagination):
     time_field = "started_at"
 
@@ -147,13 +141,7 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
         if busy:
             raise Conflict(busy)
         full = bool(body.validated_data["full"])
-        if full and not task_takes_full():
-            raise Unavailable(
-                "This version's sync task cannot be asked for a complete read: run `manage.py sync_alloy --full`."
-            )
-        # "full" only when asked, so an incremental request suits the task with or without it.
-        kwargs: dict[str, Any] = {"trigger": SyncRun.Trigger.SCHEDULE, **({"full": True} if full else {})}
-        result = sync_task.apply_async(kwargs=kwargs)
+        result = sync_task.apply_async(kwargs={"trigger": SyncRun.Trigger.API, "full": full})
         data = {
             "queued": True,
             "full": full,

@@ -1,12 +1,12 @@
 """/api/v1/: the job engine's views (scheduler.api) and the syncs' (alloysync.api), one router, and
-the OpenAPI schema. Namespace ``api``: ``reverse("api:job-detail", args=[id])``.
+the OpenAPI schema with Swagger UI (/api/v1/docs/). Namespace ``api``: ``reverse("api:job-detail", args=[id])``.
 
-The schema needs a signed-in user or a token, as every other path here: it names no secret, but it
+The schema and the docs need a signed-in user or a token, as every other path here: it names no secret, but it
 describes this deployment to whoever asks, and nobody without an account needs it.
 """
 
 from django.urls import URLPattern, URLResolver, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
@@ -23,5 +23,11 @@ router.register("syncs", SyncRunViewSet, basename="syncrun")
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", ApiRootView.as_view(), name="root"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    # Swagger UI from the project's own static files (drf-spectacular-sidecar): no CDN needed.
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[IsAuthenticated]),
+        name="docs",
+    ),
     *router.urls,
 ]

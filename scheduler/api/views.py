@@ -303,5 +303,6 @@ class ApiRootView(ApiView):
                 "runs": link("api:jobrun-list"),
                 "syncs": link("api:syncrun-list"),
                 "schema": link("api:schema"),
+                "docs": link("api:docs"),
             }
         )

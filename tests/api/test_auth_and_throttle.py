@@ -53,6 +53,11 @@ def test_unknown_and_revoked_tokens_are_401(method, path, token_for):
         assert json.loads(response.content)["detail"] == "Invalid or revoked API token."
 
 
+def test_the_docs_page_needs_a_login_too():
+    response = APIClient().get("/api/v1/docs/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 401
+
+
 def test_bearer_is_accepted_as_well_as_token(token_for, make_job):
     key = token_for("viewer", READ)
     assert client_with(key, "Bearer").get("/api/v1/jobs/").status_code == 200

@@ -116,19 +116,14 @@ def test_post_syncs_queues_the_sync_task(operator, published):
     response = operator.post("/api/v1/syncs/", {}, format="json")
     assert response.status_code == 202, response.json()
     assert response.json()["full"] is False and response.json()["task"] == "alloysync.sync"
-    assert published == [("alloysync.sync", {"trigger": "schedule"})]
+    assert published == [("alloysync.sync", {"trigger": "api", "full": False})]
 
 
 @override_settings(**ALLOY)
 def test_post_syncs_full_asks_the_task_for_a_complete_read(operator, published):
-    from alloysync.api import task_takes_full
-
     response = operator.post("/api/v1/syncs/", {"full": True}, format="json")
-    if not task_takes_full():  # until alloysync.tasks.sync reads "full": a clear 503, not a 500
-        assert response.status_code == 503 and "sync_alloy --full" in response.json()["detail"]
-        pytest.xfail("alloysync.tasks.sync does not take full yet")
     assert response.status_code == 202 and response.json()["full"] is True
-    assert published == [("alloysync.sync", {"trigger": "schedule", "full": True})]
+    assert published == [("alloysync.sync", {"trigger": "api", "full": True})]
 
 
 @override_settings(**ALLOY)

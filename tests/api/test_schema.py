@@ -14,7 +14,7 @@ from tests.api.conftest import READ
 pytestmark = pytest.mark.django_db
 
 # Not operations of the API: the index of links and the schema itself.
-NOT_IN_SCHEMA = {"/api/v1/", "/api/v1/schema/"}
+NOT_IN_SCHEMA = {"/api/v1/", "/api/v1/schema/", "/api/v1/docs/"}
 
 
 @pytest.fixture
@@ -74,3 +74,12 @@ def test_the_schema_needs_a_login():
     from rest_framework.test import APIClient
 
     assert APIClient().get("/api/v1/schema/").status_code == 401
+
+
+def test_the_docs_page_serves_swagger_ui_from_the_project_not_a_cdn(django_user_model, client):
+    client.force_login(django_user_model.objects.create_superuser("root"))
+    page = client.get("/api/v1/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "swagger-ui" in html and "/api/v1/schema/" in html
+    assert "cdn." not in html and "unpkg" not in html and "jsdelivr" not in html
