@@ -301,9 +301,11 @@ def report(jobs: int, runs: int, measured: list[Measured], requests: int) -> boo
             f"{varied}  db {result.db_ms:6.1f} ms  {result.size_bytes / 1024:6.1f} KiB  "
             f"p95 aim {AIM_MS:.0f} ms: {mark}"
         )
-        if mark == "MISS":
+        if mark == "MISS" and result.db_ms < median / 2:
+            print(f"      most of it outside the database ({result.db_ms:.0f} of {median:.0f} ms): profile the view")
+        elif mark == "MISS":
             for ms, sql in result.slowest[:2]:
-                print(f"      slowest query {ms:.1f} ms: {sql[:300]}")
+                print(f"      slowest query {ms:.1f} ms: {' '.join(sql.split())[:200]}")
         met = met and mark == "PASS"
     return met
 
