@@ -41,6 +41,7 @@ from alloysync.item_states import (
     items_held_as_jobs,
 )
 from alloysync.mapping import AttributeCodes
+from alloysync.metrics import CountedAlloyClient
 from alloysync.models import SyncRun
 from alloysync.pacing import shared_pacer
 from alloysync.plan import (
@@ -187,7 +188,7 @@ class SyncConfig:
         Its requests are paced by Alloy's rate-limit headers through one budget per endpoint shared
         by every process of the deployment (``alloysync.pacing``): syncs, webhook reads and writes alike.
         """
-        return AlloyClient(
+        return CountedAlloyClient(
             self.base_url,
             self.api_key,
             timeout=self.timeout,

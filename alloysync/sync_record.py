@@ -12,6 +12,7 @@ import logging
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from alloysync.metrics import sync_counted
 from alloysync.models import SyncRun
 from alloysync.plan import SyncPlan
 from alloysync.sync_alerts import sync_run_alerts
@@ -36,9 +37,13 @@ def sync_run_start(*, trigger: str, lease: SyncLease, mode: str = SyncRun.Mode.F
         raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing")
     now = timezone.now()
     # Whoever holds the lease is the only sync alive: one still marked running died on the way.
-    SyncRun.objects.filter(status=SyncRun.Status.RUNNING).update(
-        status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
-    )
+    for pk, mode in SyncRun.objects.filter(status=SyncRun.Status.RUNNING).values_list("pk", "mode"):
+        with transaction.atomic():  # counted failed with the change that ends it
+            abandoned = SyncRun.objects.filter(pk=pk, status=SyncRun.Status.RUNNING).update(
+                status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
+            )
+            if abandoned:
+                sync_counted(mode=mode, status=SyncRun.Status.FAILED)
     return SyncRun.objects.create(trigger=trigger, mode=mode, started_at=now, status=SyncRun.Status.RUNNING)
 
 
@@ -71,7 +76,9 @@ def sync_run_finish(
         run.created += earlier.created
         run.updated += earlier.updated
         run.removed += len(earlier.changes.remove)
-    _save(run)
+    with transaction.atomic():  # counted with the record of its end: once
+        _save(run)
+        _count(run)
     _log(run, requests)
     sync_run_alerts(run)  # failing N times in a row, or working again: told once per change
     return run
@@ -102,6 +109,14 @@ def _save(run: SyncRun) -> None:
         run.errors = []
         run.message = storable_text(f"{run.message[:200]} (details could not be recorded: {type(exc).__name__})", 400)
         run.save()
+
+
+def _count(run: SyncRun) -> None:
+    try:
+        with transaction.atomic():  # a savepoint: the record stands if the count is refused
+            sync_counted(mode=run.mode, status=run.status)
+    except DatabaseError:
+        logger.exception("sync %s: could not be counted into the metrics", run.pk)
 
 
 def _log(run: SyncRun, requests: int) -> None:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from scheduler.alerts import job_run_alerts
 from scheduler.events import job_state_changed_send
+from scheduler.metrics import counters_add, run_end_counts
 from scheduler.models import Job, JobRun, StepRun
 
 logger = logging.getLogger("scheduler.runner")
@@ -190,4 +191,15 @@ def run_fail_if(running: QuerySet[JobRun], *, run_id: int, now: datetime, error:
             status=StepRun.Status.FAILED, finished_at=now, error=step_error
         )
         steps.filter(status=StepRun.Status.PENDING).update(status=StepRun.Status.SKIPPED)
+        _count_failed(run_id, now)  # with the status change it counts, so once whoever ends the run
     return True
+
+
+def _count_failed(run_id: int, now: datetime) -> None:
+    run = JobRun.objects.filter(pk=run_id).values_list("trigger", "started_at", "job__source")
+    trigger, started_at, source = run[0]
+    counters_add(
+        run_end_counts(
+            source=source, trigger=trigger, outcome=JobRun.Status.FAILED, started_at=started_at, finished_at=now
+        )
+    )

@@ -7,12 +7,14 @@ and make one round trip. SQLite has no data-modifying CTEs: there the runner wri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
+from scheduler.metrics import CounterAdd, merged, upsert_sql
 from scheduler.models import Job, JobRun, StepRun
 from scheduler.types import JSONValue
 
@@ -42,9 +44,11 @@ def run_end_with_step(
     step_result: JSONValue,
     step_error: str,
     now: datetime,
+    counts: Sequence[CounterAdd] = (),
 ) -> RunEnd:
     """Record the last step's outcome, end the run if it is still running (a compare-and-set, as the
-    reaper's verdict stands), and count it into its job's failure streak, in one statement.
+    reaper's verdict stands), and count it into its job's failure streak and ``counts`` into the
+    metrics (``scheduler.metrics``), in one statement: counted once, by whoever ended the run.
 
     Raises what the database raises (a value it refuses): nothing is then written.
     """
@@ -53,6 +57,7 @@ def run_end_with_step(
     step, run, job = (quote(model._meta.db_table) for model in (StepRun, JobRun, Job))
     stamp = connection.ops.adapt_datetimefield_value(now)
     result = StepRun._meta.get_field("result").get_db_prep_save(step_result, connection)
+    counted, counted_params = _counted_cte(counts, source="ended")
     sql = f"""
         WITH step AS (
             UPDATE {step} SET status = %s, finished_at = %s, result = %s, error = %s WHERE id = %s
@@ -63,7 +68,7 @@ def run_end_with_step(
             UPDATE {job} SET failure_streak = CASE WHEN %s THEN {job}.failure_streak + 1 ELSE 0 END
             FROM ended WHERE {job}.id = ended.job_id AND (%s OR {job}.failure_streak > 0)
             RETURNING {job}.failure_streak
-        )
+        ){counted}
         SELECT (SELECT count(*) FROM ended), (SELECT failure_streak FROM streak)
     """  # noqa: S608 - table names from the models, values as parameters
     params = [
@@ -71,6 +76,7 @@ def run_end_with_step(
         status, stamp, error, run_id, JobRun.Status.RUNNING,
         failed, failed,
     ]  # fmt: skip
+    params += counted_params
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ended, streak = cursor.fetchone()
@@ -78,8 +84,9 @@ def run_end_with_step(
     return RunEnd(finished=bool(ended), streak=int(streak or 0), recovered=not failed and streak is not None)
 
 
-def run_start_with_steps(run: JobRun, step_runs: list[StepRun]) -> None:
-    """Insert ``run`` (new) and its ``step_runs`` (new, ``run`` set) in one statement; set their ids.
+def run_start_with_steps(run: JobRun, step_runs: list[StepRun], counts: Sequence[CounterAdd] = ()) -> None:
+    """Insert ``run`` (new) and its ``step_runs`` (new, ``run`` set) in one statement, adding ``counts``
+    to the metrics (its lag) in the same one; set their ids.
 
     Raises IntegrityError as inserting ``run`` alone would (its unique indexes: one run per due
     time, one running run per job), and then inserts nothing.
@@ -95,17 +102,18 @@ def run_start_with_steps(run: JobRun, step_runs: list[StepRun]) -> None:
         rows.append("(" + ", ".join(f"%s::{cast}" for cast in _casts(step_run, skip={"id", "run"})) + ")")
         params += values
     step_list = ", ".join(quote(column) for column in step_columns)
+    counted, counted_params = _counted_cte(counts, source="run")
     sql = f"""
         WITH run AS (
             INSERT INTO {quote(JobRun._meta.db_table)} ({", ".join(quote(c) for c in run_columns)})
             VALUES ({", ".join(["%s"] * len(run_columns))}) RETURNING id
-        )
+        ){counted}
         INSERT INTO {quote(StepRun._meta.db_table)} ({quote("run_id")}, {step_list})
         SELECT run.id, step.* FROM run CROSS JOIN (VALUES {", ".join(rows)}) AS step ({step_list})
         RETURNING {quote("run_id")}, id, position
     """  # noqa: S608 - names from the models, values as parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params[: len(run_values)] + counted_params + params[len(run_values) :])
         ids = cursor.fetchall()
     run.pk = ids[0][0]
     run._state.adding, run._state.db = False, connection.alias
@@ -124,3 +132,13 @@ def _insert_values(instance: JobRun | StepRun, *, skip: set[str]) -> tuple[list[
 def _casts(instance: JobRun | StepRun, *, skip: set[str]) -> list[str]:
     fields = [field for field in type(instance)._meta.concrete_fields if field.name not in skip]
     return [str(field.cast_db_type(connection)) for field in fields]
+
+
+def _counted_cte(counts: Sequence[CounterAdd], *, source: str) -> tuple[str, list[Any]]:
+    """``counts`` added to the metrics as one more data-modifying CTE, once per row ``source`` returns;
+    nothing if there are none."""
+    rows = merged(counts)
+    if not rows:
+        return "", []
+    upsert, params = upsert_sql(rows, source=source)
+    return f", counted AS ({upsert})", params

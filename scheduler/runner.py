@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from scheduler.metrics import CounterAdd, counters_add, run_end_counts, run_start_counts
 from scheduler.models import Job, JobRun, StepRun
 from scheduler.run_guards import heartbeat, run_fail_if, run_outcome_tell
 from scheduler.run_record import RunEnd, run_end_supported, run_end_with_step, run_start_with_steps
@@ -135,12 +136,15 @@ def _start_and_run(
     )  # fmt: skip
     step_runs = _step_runs_for(run, steps, started_at=now)
     together = run_end_supported() and bool(step_runs)
+    lag = run_start_counts(source=job.source, trigger=trigger, started_at=now, due_at=due_at)
     try:
         with _refusable():
             if together:
-                run_start_with_steps(run, step_runs)  # one statement, one wait for the disk
+                run_start_with_steps(run, step_runs, lag)  # one statement, one wait for the disk
             else:
-                run.save(force_insert=True)
+                with transaction.atomic():  # counted with the INSERT that claims the run, or not at all
+                    run.save(force_insert=True)
+                    counters_add(lag)
     except IntegrityError:
         recorded = _recorded_for_due_time(job, due_at)
         if recorded is not None:
@@ -368,6 +372,7 @@ def _finish_with_step(run: JobRun, failure: StepFailure | None, last: _LastStep)
                 step_result=outcome.result,
                 step_error=outcome.error,
                 now=now,
+                counts=_end_counts(run, failure, now),
             )
     except (DatabaseError, ValueError, TypeError):  # a value refused: one by one, it gets a plain record
         logger.info("run %s: its end could not be recorded in one statement; recording it step by step", run.pk)
@@ -393,11 +398,13 @@ def _finish_alone(run: JobRun, job: Job, failure: StepFailure | None) -> JobRun:
     status = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
     error = str(failure) if failure else ""
     now = timezone.now()
-    # Compare-and-set: if the reaper already declared this run lost, its verdict stands.
-    with _refusable():
+    # Compare-and-set: if the reaper already declared this run lost, its verdict stands (and counted it).
+    with transaction.atomic():
         updated = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
             status=status, finished_at=now, error=error
         )
+        if updated:
+            counters_add(_end_counts(run, failure, now))
     if not updated:
         logger.warning("run %s finished after it was marked lost; keeping the recorded outcome", run.pk)
         run.refresh_from_db()
@@ -406,6 +413,13 @@ def _finish_alone(run: JobRun, job: Job, failure: StepFailure | None) -> JobRun:
     _log_run(run)
     run_outcome_tell(run, job)
     return run
+
+
+def _end_counts(run: JobRun, failure: StepFailure | None, now: datetime) -> list[CounterAdd]:
+    outcome = JobRun.Status.FAILED if failure else JobRun.Status.SUCCEEDED
+    return run_end_counts(
+        source=run.job.source, trigger=run.trigger, outcome=outcome, started_at=run.started_at, finished_at=now
+    )
 
 
 def _fail_abandoned(run: JobRun, job: Job, exc: BaseException) -> None:
@@ -448,7 +462,17 @@ def _log_run(run: JobRun) -> None:
 def _finish_skipped(run: JobRun, reason: str) -> JobRun:
     """End a queued run that will not run; the step runs made when it was queued are skipped too."""
     now = timezone.now()
-    JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SKIPPED, finished_at=now, error=reason)
+    with transaction.atomic():
+        # Still queued: a second delivery of the message skips (and counts) it once, and never a run
+        # another delivery claimed meanwhile.
+        skipped = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED).update(
+            status=JobRun.Status.SKIPPED, finished_at=now, error=reason
+        )
+        if skipped:
+            counters_add(_skipped_counts(run, now))
+    if not skipped:
+        run.refresh_from_db()
+        return run
     run.steps.filter(status=StepRun.Status.PENDING).update(status=StepRun.Status.SKIPPED)
     run.status, run.finished_at, run.error = JobRun.Status.SKIPPED, now, reason
     _log_run(run)
@@ -460,8 +484,10 @@ def _record_skipped(job: Job, trigger: str, due_at: datetime | None, reason: str
     now = timezone.now()
     run = JobRun(job=job, trigger=trigger, status=JobRun.Status.SKIPPED, due_at=due_at, finished_at=now, error=reason)
     try:
-        with _refusable():
+        # Counted with its INSERT, so once whatever redelivers it; a savepoint in a caller's transaction.
+        with transaction.atomic():
             run.save(force_insert=True)
+            counters_add(_skipped_counts(run, now))
     except IntegrityError:
         recorded = _recorded_for_due_time(job, due_at)
         if recorded is None:
@@ -469,3 +495,9 @@ def _record_skipped(job: Job, trigger: str, due_at: datetime | None, reason: str
         return recorded
     _log_run(run)
     return run
+
+
+def _skipped_counts(run: JobRun, now: datetime) -> list[CounterAdd]:
+    return run_end_counts(
+        source=run.job.source, trigger=run.trigger, outcome=JobRun.Status.SKIPPED, started_at=None, finished_at=now
+    )

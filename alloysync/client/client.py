@@ -63,6 +63,8 @@ class AlloyClient:
     - ``pacer``: slows requests down by Alloy's rate-limit headers before it answers 429 (``pacing.py``);
       a ``LocalPacer`` of its own when None. Pass one shared by the deployment to share the budget.
       Pacing waits go through ``sleep`` and do not count against ``max_retry_seconds``.
+    - ``on_response(endpoint, status)``: told of every attempt, retries included: the path template
+      (``/api/item/{id}``) and the HTTP status as text, or ``"error"`` when no answer came (metrics).
 
     ``AlloyError`` (naming the setting) when a setting cannot work: an empty key or one an HTTP
     header cannot carry, a base URL that is not http(s), a page size or timeout out of range.
@@ -81,6 +83,7 @@ class AlloyClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
+        on_response: Callable[[str, str], None] | None = None,
     ) -> None:
         checked_settings(api_key, timeout=timeout, page_size=page_size, max_answer_bytes=max_answer_bytes)
         url = checked_base_url(base_url)
@@ -101,6 +104,7 @@ class AlloyClient:
         self._reached = False  # whether any answer has come back: then the host and port are right
         self._api_key = api_key
         self._injected_sleep = sleep
+        self._on_response = on_response
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -258,7 +262,17 @@ class AlloyClient:
     def _attempt(self, endpoint: str, method: str, path: str, **kwargs: Any) -> Answer:
         self.requests_made += 1
         try:
-            answer = self._exchange(method, path, **kwargs)
+            answer = self._exchange_checked(method, path, **kwargs)
+        except BaseException:
+            self._tell(endpoint, "error")  # no answer (or none that could be read): a transport failure
+            raise
+        self._tell(endpoint, str(answer.status_code))
+        return self._answered(answer, endpoint, method, path)
+
+    def _exchange_checked(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """One exchange, its httpx errors translated: transient ones to TransientFault."""
+        try:
+            return self._exchange(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             cause = self._redact(connect_cause(exc, self._host, self.timeout))
             raise TransientFault(cause, unreached=not self._reached) from None
@@ -270,6 +284,9 @@ class AlloyClient:
             raise AlloyResponseError(
                 f"{method} {path} failed: {type(exc).__name__}: {self._redact(str(exc))}"
             ) from None
+
+    def _answered(self, answer: Answer, endpoint: str, method: str, path: str) -> Answer:
+        """``answer`` if it is final; TransientFault if its status is worth a retry."""
         self._reached = True
         logger.debug("Alloy %s %s -> %d", method, path, answer.status_code)
         # Every answer, 2xx to 5xx, says what is left of the endpoint's window.
@@ -297,6 +314,10 @@ class AlloyClient:
                 return read_answer(response, f"{method} {path}", self.max_answer_bytes)
             finally:
                 response.close()
+
+    def _tell(self, endpoint: str, status: str) -> None:
+        if self._on_response is not None:
+            self._on_response(endpoint.split(" ", 1)[1], status)  # "GET /api/item/{id}": the path template
 
     def _sleep(self, seconds: float) -> None:
         started = time.monotonic()
