@@ -141,10 +141,12 @@ def _start_and_run(
         with _refusable():
             if together:
                 run_start_with_steps(run, step_runs, lag)  # one statement, one wait for the disk
-            else:
+            elif lag:
                 with transaction.atomic():  # counted with the INSERT that claims the run, or not at all
                     run.save(force_insert=True)
                     counters_add(lag)
+            else:
+                run.save(force_insert=True)
     except IntegrityError:
         recorded = _recorded_for_due_time(job, due_at)
         if recorded is not None:
