@@ -37,13 +37,13 @@ def sync_run_start(*, trigger: str, lease: SyncLease, mode: str = SyncRun.Mode.F
         raise SyncAlreadyRunning(f"another sync is running{since}; this one did nothing")
     now = timezone.now()
     # Whoever holds the lease is the only sync alive: one still marked running died on the way.
-    for pk, mode in SyncRun.objects.filter(status=SyncRun.Status.RUNNING).values_list("pk", "mode"):
+    for pk, abandoned_mode in SyncRun.objects.filter(status=SyncRun.Status.RUNNING).values_list("pk", "mode"):
         with transaction.atomic():  # counted failed with the change that ends it
             abandoned = SyncRun.objects.filter(pk=pk, status=SyncRun.Status.RUNNING).update(
                 status=SyncRun.Status.FAILED, finished_at=now, message="abandoned: the process running it stopped"
             )
             if abandoned:
-                sync_counted(mode=mode, status=SyncRun.Status.FAILED)
+                sync_counted(mode=abandoned_mode, status=SyncRun.Status.FAILED)
     return SyncRun.objects.create(trigger=trigger, mode=mode, started_at=now, status=SyncRun.Status.RUNNING)
 
 

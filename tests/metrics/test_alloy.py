@@ -69,3 +69,14 @@ def test_a_database_refusing_the_tally_keeps_it_and_logs_once(client, settings, 
     assert (
         value(scrape(client, settings), "alloysync_alloy_requests_total", endpoint="/api/item/{id}", status="200") == 2
     )
+
+
+def test_a_sync_whose_process_died_counts_failed_once_in_its_own_mode(client, settings, alloy):
+    from django.utils import timezone
+
+    SyncRun.objects.create(trigger="schedule", mode="items", started_at=timezone.now(), status="running")
+    run = alloy_sync(trigger=SyncRun.Trigger.COMMAND, mode=SyncRun.Mode.FULL).run
+    assert (run.mode, run.status) == ("full", "succeeded")
+    found = scrape(client, settings)
+    assert value(found, "alloysync_syncs_total", mode="items", outcome="failed") == 1
+    assert value(found, "alloysync_syncs_total", mode="full", outcome="succeeded") == 1
