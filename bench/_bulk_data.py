@@ -21,7 +21,7 @@ from django.db.models import Model
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.jobspec import job_spec_build
-from scheduler.models import Job
+from scheduler.models import Job, JobRun
 from scheduler.services import job_create
 
 # Runs inserted per statement: a few seconds each, so progress shows and no statement runs for minutes.
@@ -50,7 +50,7 @@ def insert_copies(model: type[Model], template_pk: int, overrides: dict[str, str
 
 def fill(jobs: int, runs: int, *, alloy_every: int = 0, removed_every: int = 0) -> int:
     """``jobs`` jobs, their schedules and about ``runs`` runs (plus the busy job's); returns the id of a
-    failing job with runs. Every ``alloy_every``-th job comes from Alloy (0: none), every
+    failing job with runs (the first job if none fails). Every ``alloy_every``-th job comes from Alloy (0: none), every
     ``removed_every``-th was removed there (0: none). Prints progress; ANALYZEs at the end."""
     started = time.perf_counter()
     spec = job_spec_build(
@@ -100,9 +100,9 @@ def fill(jobs: int, runs: int, *, alloy_every: int = 0, removed_every: int = 0) 
             "SELECT j.id FROM scheduler_job j WHERE j.failure_streak > 0 "
             "AND EXISTS (SELECT 1 FROM scheduler_jobrun r WHERE r.job_id = j.id) ORDER BY j.id LIMIT 1"
         )
-        (failing_job,) = cursor.fetchone()
+        row = cursor.fetchone()
     print(f"  filled and analysed in {time.perf_counter() - started:.1f} s", flush=True)
-    return int(failing_job)
+    return int(row[0] if row else first_job)  # under 100 jobs none fails
 
 
 def _add_busy_paused_job(job_id: int, count: int) -> int:
@@ -147,3 +147,37 @@ def _insert_jobs(template_pk: int, alloy_every: int, removed_every: int) -> int:
         },
         f"(SELECT id, name FROM django_celery_beat_periodictask WHERE name LIKE '{PREFIX} %%') pt",  # noqa: S608
     )
+
+
+def metric_counters_fill() -> int:
+    """The counter rows ``/metrics`` reads on a busy deployment: every job source, trigger and outcome,
+    every histogram bucket of run duration and lag, 30 Alloy endpoint and status pairs. Their number
+    depends on the labels, not on runs. Returns the series written."""
+    from scheduler.metrics import (
+        DURATION_BUCKETS,
+        JOB_RUN_DURATION,
+        JOB_RUN_LAG,
+        JOB_RUNS,
+        LAG_BUCKETS,
+        CounterAdd,
+        counters_add,
+        labels_text,
+        observation,
+    )
+
+    counts: list[CounterAdd] = []
+    for source in Job.Source.values:
+        for trigger in JobRun.Trigger.values:
+            for outcome in ("succeeded", "failed", "skipped"):
+                labels = labels_text({"source": source, "trigger": trigger, "outcome": outcome})
+                counts.append(CounterAdd(JOB_RUNS, labels, 1000))
+        for seconds in (*DURATION_BUCKETS, 10_000):
+            counts.append(observation(JOB_RUN_DURATION, DURATION_BUCKETS, {"source": source}, seconds))
+        for seconds in (*LAG_BUCKETS, 10_000):
+            counts.append(observation(JOB_RUN_LAG, LAG_BUCKETS, {"source": source}, seconds))
+    for n in range(30):
+        status = ("200", "429", "503", "error", "404", "401")[n % 6]
+        labels = labels_text({"endpoint": f"/api/e{n // 6}", "status": status})
+        counts.append(CounterAdd("alloysync_alloy_requests_total", labels, 50))
+    counters_add(counts)
+    return len(counts)
