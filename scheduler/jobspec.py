@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from scheduler import registry
 from scheduler.cron import CronError, CrontabFields, parse_cron, quoted
 from scheduler.models import MAX_TIME_LIMIT
+from scheduler.plain_text import one_line
 from scheduler.stored_values import (
     MAX_DEFINITION_JSON_BYTES,
     MAX_FUNCTION_NAME,
@@ -387,3 +388,25 @@ def step_kwargs_parse(steps: list[JSONObject], texts: Sequence[str]) -> list[JSO
 def step_kwargs_texts(steps: list[JSONObject]) -> list[str]:
     """Each stored step's kwargs as indented JSON, to edit before a run with other arguments."""
     return [json.dumps(step.get("kwargs") or {}, indent=2, ensure_ascii=False, sort_keys=True) for step in steps]
+
+
+def step_index(steps: Sequence[JSONObject], step: str) -> int:
+    """The 0-based index of the stored step that ``step`` names: its 1-based number, or the function it
+    calls when only one step calls it (``run_job --kwargs`` and the API's run arguments read keys alike).
+
+    Raises ValueError with a message naming the steps there are.
+    """
+    # ASCII digits only: "²" and "٢" are digits to str.isdigit(), not step numbers anyone typed.
+    if step.isascii() and step.isdigit():
+        number = int(step)
+        if not 1 <= number <= len(steps):
+            raise ValueError(f"the job has no step {number}: it has {len(steps)} step(s)")
+        return number - 1
+    matches = [index for index, stored in enumerate(steps) if stored.get("function") == step]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        numbers = ", ".join(str(index + 1) for index in matches)
+        raise ValueError(f"steps {numbers} all call {step}: give the step's number instead")
+    names = ", ".join(f"{number} {stored.get('function')}" for number, stored in enumerate(steps, start=1))
+    raise ValueError(f"no step calls {one_line(step, 80)!r}; the steps are: {names}")

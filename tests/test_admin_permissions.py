@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 
 from alloysync.models import ItemState, SyncRun
 from config import celery_app
-from scheduler.models import RUN_JOB_PERMISSION, Alert, Job, JobRun
+from scheduler.api_tokens import token_create
+from scheduler.models import RUN_JOB_PERMISSION, Alert, ApiToken, Job, JobRun
 from scheduler.services import job_pause
 
 pytestmark = pytest.mark.django_db
@@ -212,6 +213,7 @@ def examples(make_job: Callable[..., Job], private_queue: str) -> dict[type[Mode
         ClockedSchedule: ClockedSchedule.objects.create(clocked_time=now),
         get_user_model(): get_user_model().objects.create_user("someone", password="a-long-password-1"),
         Group: Group.objects.create(name="operators"),
+        ApiToken: token_create(user=get_user_model().objects.create_user("token owner"), name="walked")[0],
     }
 
 

@@ -35,8 +35,7 @@ from scheduler.api.serializers import (
     RunFilterSerializer,
     RunRequestSerializer,
 )
-from scheduler.jobspec import JobSpecError
-from scheduler.management.commands.run_job import _step_index
+from scheduler.jobspec import JobSpecError, step_index
 from scheduler.models import RUN_JOB_PERMISSION, Job, JobRun
 from scheduler.types import JSONObject
 
@@ -226,7 +225,7 @@ def _step_kwargs(job: Job, given: dict[str, JSONObject] | None) -> list[object] 
     named: dict[int, str] = {}
     for key, kwargs in given.items():
         try:
-            index = _step_index(stored, key.strip())
+            index = step_index(stored, key.strip())
         except ValueError as exc:
             errors[f"kwargs.{key[:50]}"] = [str(exc)]
             continue

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scheduler.jobspec import JobSpecError, steps_with_kwargs
+from scheduler.jobspec import JobSpecError, step_index, steps_with_kwargs
 from scheduler.models import Job, JobRun, StepRun
 from scheduler.plain_text import one_line
 from scheduler.runner import job_run_execute
@@ -97,7 +97,7 @@ def _override(steps: list[JSONObject], option: str) -> tuple[int, object]:
     step = step.strip()
     if not separator or not step:
         raise ValueError("expected STEP=JSON, e.g. 1='{\"message\": \"hi\"}' or examples.echo='{...}'")
-    index = _step_index(steps, step)
+    index = step_index(steps, step)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -120,20 +120,3 @@ def _json_kind(value: object) -> str:
     if isinstance(value, str):
         return "a string"
     return "an array"
-
-
-def _step_index(steps: list[JSONObject], step: str) -> int:
-    # ASCII digits only: "²" and "٢" are digits to str.isdigit(), not step numbers anyone typed.
-    if step.isascii() and step.isdigit():
-        number = int(step)
-        if not 1 <= number <= len(steps):
-            raise ValueError(f"the job has no step {number}: it has {len(steps)} step(s)")
-        return number - 1
-    matches = [index for index, stored in enumerate(steps) if stored.get("function") == step]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        numbers = ", ".join(str(index + 1) for index in matches)
-        raise ValueError(f"steps {numbers} all call {step}: give the step's number instead")
-    names = ", ".join(f"{number} {stored.get('function')}" for number, stored in enumerate(steps, start=1))
-    raise ValueError(f"no step calls {one_line(step, 80)!r}; the steps are: {names}")
