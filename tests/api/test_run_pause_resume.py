@@ -147,3 +147,23 @@ def test_a_read_only_token_reads_and_cannot_run_pause_or_resume(make_job, reader
         assert "permission" in response.json()["detail"]
     assert not JobRun.objects.exists()
     assert not Job.objects.get(pk=job.pk).pause_note
+
+
+def test_what_a_token_does_is_in_the_job_s_admin_history_beside_the_admin_s_own(make_job, operator):
+    from django.contrib.admin.models import LogEntry
+
+    job = make_job()
+    operator.post(f"/api/v1/jobs/{job.pk}/pause/", {"note": "Alloy outage"}, format="json")
+    operator.post(f"/api/v1/jobs/{job.pk}/resume/")
+    run_id = operator.post(f"/api/v1/jobs/{job.pk}/runs/", {"kwargs": {"1": {"message": "x"}}}, format="json").json()[
+        "id"
+    ]
+    refused = operator.post(f"/api/v1/jobs/{job.pk}/resume/")  # not paused: 409, and nothing to record
+
+    assert refused.status_code == 409
+    entries = LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk")
+    assert [(e.user.username, e.get_change_message()) for e in entries] == [
+        ("ops", "Paused: Alloy outage (through the API)"),
+        ("ops", "Resumed (the pause note was: Alloy outage) (through the API)"),
+        ("ops", f"Ran now with arguments: run {run_id} queued (through the API)"),
+    ]
