@@ -1,5 +1,5 @@
-"""API tokens in the admin: make one (its key shown once, in the message after saving, and never
-again: only its hash is kept), see who has which and when each was last used, revoke.
+"""API tokens in the admin: make one (its key shown once, on the page answering the add form, and
+never again: only its hash is kept), see who has which and when each was last used, revoke.
 
 Registered by ``scheduler.admin`` importing this module. A token's key and hash cannot be edited:
 a token is made or revoked, never changed into another.
@@ -10,8 +10,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
 from scheduler.admin_helpers import site_time
 from scheduler.api_tokens import key_new, token_revoke
@@ -21,6 +23,7 @@ from scheduler.models import ApiToken
 FieldGroups = list[str | list[str] | tuple[str, ...] | tuple[()]]
 #: Who may revoke: whoever may change tokens (a revocation is a change to the token).
 REVOKE_PERMISSION = "change"
+NEW_KEY_ATTRIBUTE = "_new_key"
 
 
 class ApiTokenForm(forms.ModelForm[ApiToken]):
@@ -52,21 +55,26 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
         if change:
             obj.save(update_fields=["name"])  # only the name may change; the key never does
             return
-        key = key_new(obj)
+        # ModelAdmin hands response_add the token, not the key: the key rides on this one instance.
+        setattr(obj, NEW_KEY_ATTRIBUTE, key_new(obj))
         obj.save()
-        # The one time the key is shown: the message after saving, never stored on the server
-        # (Django's message cookie carries it to the next page, which consumes it).
-        self.message_user(
-            request,
-            f"The key of token {obj.key_prefix}… is {key} — copy it now: it is not kept and cannot be shown again.",
-            messages.WARNING,
-        )
 
-    def response_add(
-        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
-    ) -> HttpResponseRedirect:
-        # Straight to the list, without Django's own "added" message beside the key's.
-        return HttpResponseRedirect(reverse("admin:scheduler_apitoken_changelist"))
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> HttpResponse:
+        # The one time the key is shown: in this answer, not in a message (Django's messages travel in
+        # a cookie, or the session table, to the next page), and not cached by the browser or a proxy.
+        key = getattr(obj, NEW_KEY_ATTRIBUTE, "")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Copy the new token's key",
+            "token": obj,
+            "key": key,
+            "changelist_url": reverse("admin:scheduler_apitoken_changelist"),
+            "opts": self.opts,
+        }
+        response = TemplateResponse(request, "admin/scheduler/apitoken/key_once.html", context)
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store"
+        return response
 
     @admin.display(description="Key", ordering="key_prefix")
     def key_shown(self, token: ApiToken) -> str:
