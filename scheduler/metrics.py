@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Now
+from django_celery_beat.models import PeriodicTask
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -205,10 +206,14 @@ def histogram_family(
 def job_state_counts() -> dict[str, int]:
     """Jobs by state (``JOB_STATES``), each job once, by precedence. One aggregate query."""
     removed = Q(removed_at__isnull=False) | Q(periodic_task__isnull=True)
+    # Paused jobs are few: "in the disabled tasks" is a hashed subplan over them, where a join would
+    # match every job with its task (100,000 of each: 300 ms instead of a scan of jobs alone).
+    disabled = Q(periodic_task_id__in=PeriodicTask.objects.filter(enabled=False).values("pk"))
+    live = ~removed & Q(sync_error="")
     invalid = ~removed & ~Q(sync_error="")
-    paused = ~removed & Q(sync_error="") & Q(periodic_task__enabled=False)
-    failing = ~removed & Q(sync_error="") & Q(periodic_task__enabled=True) & Q(failure_streak__gt=0)
-    scheduled = ~removed & Q(sync_error="") & Q(periodic_task__enabled=True) & Q(failure_streak=0)
+    paused = live & disabled
+    failing = live & ~disabled & Q(failure_streak__gt=0)
+    scheduled = live & ~disabled & Q(failure_streak=0)
     filters = dict(zip(JOB_STATES, (removed, invalid, paused, failing, scheduled), strict=True))
     counted = Job.objects.aggregate(**{state: Count("pk", filter=where) for state, where in filters.items()})
     return {state: int(counted[state] or 0) for state in JOB_STATES}
