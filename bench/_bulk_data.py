@@ -125,7 +125,10 @@ def _add_busy_paused_job(job_id: int, count: int) -> int:
             "WHERE id = (SELECT periodic_task_id FROM scheduler_job WHERE id = %s)",
             [job_id],
         )
-        return int(cursor.rowcount and count)
+        paused = cursor.rowcount
+        # As job_pause does: the task's box for beat, paused_at for the job's state (/metrics' index).
+        cursor.execute("UPDATE scheduler_job SET paused_at = now() WHERE id = %s", [job_id])
+        return int(paused and count)
 
 
 def _insert_jobs(template_pk: int, alloy_every: int, removed_every: int) -> int:
