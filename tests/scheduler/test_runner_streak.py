@@ -19,10 +19,12 @@ ECHO = 'examples.echo {"message": "hi"}'
 
 #: Queries for a one-step scheduled run that succeeds, as a worker runs it (autocommit, no savepoints),
 #: the task's read of the job included; was 13 (12 in the runner). SQLite: insert the run already
-#: running, insert its step already running, record the step, record the run, reset the streak if
-#: any. PostgreSQL: the run with its step in one statement, the step's and the run's end and the
-#: streak in another.
-ONE_STEP_RUN_QUERIES = {"postgresql": 3, "sqlite": 6}
+#: running with its lag counted for /metrics (BEGIN IMMEDIATE, insert, count, COMMIT), insert its step
+#: already running, record the step, record the run with its outcome and duration counted (BEGIN
+#: IMMEDIATE, update, count, COMMIT: counted once, with the status change), reset the streak if any.
+#: PostgreSQL: the run with its step and its count in one statement, the step's and the run's end,
+#: the counts and the streak in another.
+ONE_STEP_RUN_QUERIES = {"postgresql": 3, "sqlite": 12}
 
 
 def run(job, trigger=JobRun.Trigger.SCHEDULE, **kwargs):
