@@ -103,6 +103,25 @@ def run_end_counts(
     return counts
 
 
+def missed_run_counts(runs: Sequence[JobRun]) -> list[CounterAdd]:
+    """What runs recorded skipped by beat (due while no beat ran, beyond the catch-up window) add: one
+    to skipped each, by their jobs' sources (one query, only when beat records such runs)."""
+    if not runs:
+        return []
+    sources = dict(Job.objects.filter(pk__in={run.job_id for run in runs}).values_list("pk", "source"))
+    return [
+        count
+        for run in runs
+        for count in run_end_counts(
+            source=sources.get(run.job_id, Job.Source.LOCAL),
+            trigger=run.trigger,
+            outcome=JobRun.Status.SKIPPED,
+            started_at=None,
+            finished_at=run.finished_at or run.created_at,
+        )
+    ]
+
+
 def merged(counts: Iterable[CounterAdd]) -> list[CounterAdd]:
     """``counts`` with one addition per series, sorted by (metric, labels): every multi-row upsert
     locks rows in that one order, so two of them cannot deadlock; and PostgreSQL refuses an upsert

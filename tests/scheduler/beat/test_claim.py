@@ -126,3 +126,14 @@ def test_two_beats_claiming_at_once_never_share_a_due_time(make_job):
             thread.join()
     sent = [d.args[0] for result in results for d in result.dispatches]
     assert sorted(sent) == sorted(job.pk for job in jobs)
+
+
+def test_runs_missed_longer_ago_than_the_window_count_as_skipped_in_metrics(make_job):
+    from scheduler.metrics import JOB_RUNS, counters_read
+
+    make_job(cron="0 9 * * *", source=Job.Source.ALLOY, external_id="65f0c1a0e4d0a1b2c3d4e5f0")
+    make_job(cron="0 10 * * *")
+    pick_up(now=datetime(2026, 6, 1, 8, 0, tzinfo=UTC))  # both due; beat comes back at 12:00:30
+    assert claim().skipped == 2
+    counted = {(labels["source"], labels["outcome"]): count for labels, count, _ in counters_read([JOB_RUNS])[JOB_RUNS]}
+    assert counted == {("alloy", "skipped"): 1, ("local", "skipped"): 1}
