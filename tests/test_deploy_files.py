@@ -39,7 +39,17 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "alloysync_seconds_since_last_successful_sync": (GAUGE, frozenset()),
     "alloysync_beat_leader": (GAUGE, frozenset()),
 }
-JOB_STATES = {"scheduled", "paused", "failing", "invalid", "removed"}
+# The values of the labels that take few (README, "What is measured").
+LABEL_VALUES: dict[str, set[str]] = {
+    "state": {"scheduled", "paused", "failing", "invalid", "removed"},
+    "source": {"local", "alloy"},
+    "trigger": {"schedule", "manual", "command", "alloy", "api"},
+    "mode": {"full", "incremental", "items"},
+}
+OUTCOMES = {
+    "alloysync_job_runs_total": {"succeeded", "failed", "skipped"},
+    "alloysync_syncs_total": {"succeeded", "failed", "refused"},
+}
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance"})
 # Series of Prometheus itself that the rules may name.
@@ -80,11 +90,12 @@ def expression_faults(expr: str) -> list[str]:
         if labels is None:
             faults.append(f"{name} is not a series alloysync publishes")
             continue
-        for label, _, value in _MATCHER.findall(selector):
+        for label, operator, value in _MATCHER.findall(selector):
             if label not in labels | TARGET_LABELS:
                 faults.append(f"{name} has no label {label!r}")
-            if name == "alloysync_jobs" and label == "state" and value not in JOB_STATES:
-                faults.append(f"alloysync_jobs has no state {value!r}")
+            known = OUTCOMES.get(name, set()) if label == "outcome" else LABEL_VALUES.get(label)
+            if known is not None and operator == "=" and value not in known:
+                faults.append(f"{name} has no {label} {value!r}")
     return faults
 
 
