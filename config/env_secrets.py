@@ -148,6 +148,6 @@ def _check(variable: str, value: str, header_token: bool, where: str = "") -> No
     reason = header_token_problem(value) if header_token else None
     if reason:
         raise SettingError(
-            f"{variable} must be one API key: printable ASCII without spaces or line breaks, at most "
-            f"{API_KEY_MAX_LENGTH} characters, but the key{where} is not ({reason}; the key is not shown)"
+            f"{variable} must be one token: printable ASCII without spaces or line breaks, at most "
+            f"{API_KEY_MAX_LENGTH} characters, but the value{where} is not ({reason}; the value is not shown)"
         )

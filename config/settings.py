@@ -271,13 +271,18 @@ _ALLOY_WEBHOOK_SECRET = read_secret("ALLOY_WEBHOOK_SECRET", header_token=True)
 # Anyone who guesses it can make alloysync read Alloy on demand: refuse one short enough to guess.
 MIN_WEBHOOK_SECRET_CHARS = 16
 _MAKE_ONE = "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-if _ALLOY_WEBHOOK_SECRET is not None and (
-    len(_ALLOY_WEBHOOK_SECRET) < MIN_WEBHOOK_SECRET_CHARS or len(set(_ALLOY_WEBHOOK_SECRET)) < 5
-):
-    raise SettingError(
-        f"ALLOY_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_CHARS} characters with at least 5 different "
-        f"ones, got {len(_ALLOY_WEBHOOK_SECRET)} (the secret is not shown): {_MAKE_ONE}"
-    )
+
+
+def _refuse_guessable(name: str, value: str | None) -> None:
+    """Stop start-up if the shared secret ``value`` of setting ``name`` is short or repetitive enough to guess."""
+    if value is not None and (len(value) < MIN_WEBHOOK_SECRET_CHARS or len(set(value)) < 5):
+        raise SettingError(
+            f"{name} must be at least {MIN_WEBHOOK_SECRET_CHARS} characters with at least 5 different ones, "
+            f"got {len(value)} characters, {len(set(value))} different (the value is not shown): {_MAKE_ONE}"
+        )
+
+
+_refuse_guessable("ALLOY_WEBHOOK_SECRET", _ALLOY_WEBHOOK_SECRET)
 # Alloy workflows keep it in a Key Item readable by the customer's workflow authors: not the API key.
 if _ALLOY_WEBHOOK_SECRET is not None and _ALLOY_WEBHOOK_SECRET == _ALLOY_API_KEY:
     raise SettingError(f"ALLOY_WEBHOOK_SECRET must not be the same as ALLOY_API_KEY: {_MAKE_ONE}")
@@ -338,11 +343,7 @@ API_RATE_LIMIT = whole_number("API_RATE_LIMIT", 600, minimum=1, maximum=1_000_00
 # Enables GET /metrics for Prometheus (Authorization: Bearer <token>); unset, /metrics is 404. A
 # Secret (never shown), also from METRICS_TOKEN_FILE, as Prometheus' bearer_token_file reads it.
 _METRICS_TOKEN = read_secret("METRICS_TOKEN", header_token=True)
-if _METRICS_TOKEN is not None and (len(_METRICS_TOKEN) < MIN_WEBHOOK_SECRET_CHARS or len(set(_METRICS_TOKEN)) < 5):
-    raise SettingError(
-        f"METRICS_TOKEN must be at least {MIN_WEBHOOK_SECRET_CHARS} characters with at least 5 different "
-        f"ones, got {len(_METRICS_TOKEN)} (the token is not shown): {_MAKE_ONE}"
-    )
+_refuse_guessable("METRICS_TOKEN", _METRICS_TOKEN)
 METRICS_TOKEN = Secret(_METRICS_TOKEN) if _METRICS_TOKEN else None
 
 # https://www.django-rest-framework.org/api-guide/settings/
@@ -364,6 +365,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Non-ASCII written as \u escapes: a lone surrogate in any echoed text (a key named in an error)
+    # then renders as valid JSON instead of failing the encoder with a 500.
+    "UNICODE_JSON": False,
 }
 # https://drf-spectacular.readthedocs.io/en/latest/settings.html
 SPECTACULAR_SETTINGS = {

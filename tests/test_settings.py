@@ -450,9 +450,9 @@ def test_a_long_value_is_cut_short_in_the_message() -> None:
 # --- Secrets -----------------------------------------------------------------------------------------
 
 KEY_MESSAGE = re.compile(
-    r"(ALLOY_API_KEY|ALLOY_API_KEY_FILE) must be one API key: printable ASCII without spaces or line breaks, "
-    r"at most 256 characters, but the key( in '[^']*')? is not \((it is \d+ characters long|it contains a line "
-    r"break|it contains a non-ASCII character|it contains a space or a control character); the key is not shown\)"
+    r"(ALLOY_API_KEY|ALLOY_API_KEY_FILE) must be one token: printable ASCII without spaces or line breaks, "
+    r"at most 256 characters, but the value( in '[^']*')? is not \((it is \d+ characters long|it contains a line "
+    r"break|it contains a non-ASCII character|it contains a space or a control character); the value is not shown\)"
 )
 
 
@@ -461,8 +461,8 @@ def test_a_key_file_with_a_line_break_inside_is_refused_without_showing_the_key(
     key_file.write_text("abc-first-half\ndef-second-half\n")
     message = refusal(ALLOY_API_KEY_FILE=str(key_file))
     assert message == (
-        "ALLOY_API_KEY_FILE must be one API key: printable ASCII without spaces or line breaks, at most 256 "
-        f"characters, but the key in {str(key_file)!r} is not (it contains a line break; the key is not shown)"
+        "ALLOY_API_KEY_FILE must be one token: printable ASCII without spaces or line breaks, at most 256 "
+        f"characters, but the value in {str(key_file)!r} is not (it contains a line break; the value is not shown)"
     )
     assert "first-half" not in message and "second-half" not in message
 
@@ -730,6 +730,11 @@ def test_the_webhook_secret_is_a_secret_from_the_environment_or_a_file(tmp_path)
     ("value", "expected"),
     [
         ("short", "ALLOY_WEBHOOK_SECRET must be at least 16 characters with at least 5 different ones, got 5"),
+        (
+            "a" * 20,
+            "ALLOY_WEBHOOK_SECRET must be at least 16 characters with at least 5 different ones, got 20 "
+            "characters, 1 different",
+        ),
         ("has a space in it, long enough", "ALLOY_WEBHOOK_SECRET must be"),
         ("line\nbreak-and-long-enough", "ALLOY_WEBHOOK_SECRET must be"),
     ],
@@ -738,6 +743,29 @@ def test_a_webhook_secret_that_cannot_work_or_is_guessable_stops_start_up(value,
     message = refusal(ALLOY_WEBHOOK_SECRET=value)
     assert message.startswith(expected)
     assert value not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("short", "METRICS_TOKEN must be at least 16 characters with at least 5 different ones, got 5 characters"),
+        (
+            "ab" * 10,
+            "METRICS_TOKEN must be at least 16 characters with at least 5 different ones, got 20 characters, "
+            "2 different",
+        ),
+        ("0123456789abcdef ghij", "METRICS_TOKEN must be one token: printable ASCII without spaces"),
+    ],
+)
+def test_a_metrics_token_that_cannot_work_or_is_guessable_stops_start_up(value, expected):
+    message = refusal(METRICS_TOKEN=value)
+    assert message.startswith(expected)
+    assert value not in message
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1e3", "2000000", ""])
+def test_an_api_rate_limit_that_is_not_a_whole_number_from_1_to_a_million_stops_start_up(value):
+    assert refusal(API_RATE_LIMIT=value).startswith("API_RATE_LIMIT must be")
 
 
 @pytest.mark.timeout(60)
