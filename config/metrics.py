@@ -12,14 +12,15 @@ import hmac
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from alloysync.metrics import AlloyCollector
 from scheduler.metrics import SchedulerCollector
 
-_BEARER = "Bearer "
+_BEARER = "bearer "
 
 
 def metrics_registry() -> CollectorRegistry:
@@ -30,8 +31,10 @@ def metrics_registry() -> CollectorRegistry:
     return registry
 
 
+# Not a form: a scraper sends no CSRF token, and a POST should hear 405, not "CSRF verification failed".
+@csrf_exempt
 @never_cache
-@require_GET
+@require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if token is None:
@@ -46,7 +49,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 def _authorized(header: str, token: str) -> bool:
-    if not header.startswith(_BEARER):
+    # The scheme is case-insensitive (RFC 9110 11.1), as for the API and the webhook.
+    if header[: len(_BEARER)].lower() != _BEARER:
         return False
     # Bytes: compare_digest refuses non-ASCII text, and a header may hold any (latin-1) characters.
     given = header[len(_BEARER) :].strip().encode("utf-8", "surrogateescape")

@@ -56,7 +56,7 @@ def test_a_missing_or_wrong_token_is_refused_with_401(client, token, header):
 @given(header=st.text(max_size=80))
 @hypothesis_settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 def test_no_header_but_the_token_opens_metrics(client, token, header):
-    if header == f"Bearer {TOKEN}":
+    if header[:7].lower() == "bearer " and header[7:].strip() == TOKEN:
         return
     try:
         response = client.get("/metrics", headers={"Authorization": header})
@@ -82,8 +82,19 @@ def test_the_token_never_reaches_the_logs(client, token, caplog):
     assert TOKEN not in caplog.text
 
 
-def test_only_get_is_allowed(client, token):
-    assert client.post("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 405
+def test_only_get_and_head_are_allowed_and_a_post_hears_405_not_a_csrf_page(token):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)  # as a browser or scraper meets it: CSRF checked
+    authorization = {"Authorization": f"Bearer {token}"}
+    assert client.post("/metrics", headers=authorization).status_code == 405
+    assert client.put("/metrics", headers=authorization).status_code == 405
+    assert client.head("/metrics", headers=authorization).status_code == 200
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_read_in_any_case_as_http_says(client, token, scheme):
+    assert client.get("/metrics", headers={"Authorization": f"{scheme} {token}"}).status_code == 200
 
 
 def _jobs_with_runs(make_job, count):
