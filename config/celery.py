@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from config.env import exit_on_setting_error
 
@@ -32,3 +33,20 @@ def _load_django_settings(**kwargs: Any) -> None:
         # in JOB_MODULES that fails to import is one line as well.
         if not apps.ready and not apps.loading:
             django.setup()
+
+
+@setup_logging.connect
+def _keep_django_logging(**kwargs: Any) -> None:
+    """Log in worker and beat processes as settings say (LOG_LEVEL, LOG_FORMAT: Django's LOGGING).
+
+    Without a receiver for this signal Celery configures logging itself and sets the root level to
+    its ``--loglevel`` (default WARNING), whatever LOG_LEVEL says: a worker started as the README
+    starts it logged none of its tasks' INFO lines (runs ended, syncs recorded). With one, Celery
+    leaves logging alone, and ``--loglevel`` no longer matters.
+    """
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    with exit_on_setting_error():
+        dictConfig(settings.LOGGING)

@@ -75,11 +75,13 @@ class CeleryProcesses:
             "CELERY_QUEUE": queue,
             "JOB_HEARTBEAT_INTERVAL": "1",
             "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "INFO",
         }
 
     def start(self, kind: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log_path = self.tmp_path / f"{kind}-{len(self.processes)}.log"
-        command = [sys.executable, "-m", "celery", "-A", "config", kind, "--loglevel=INFO", *extra]
+        # No --loglevel: LOG_LEVEL (in self.env) decides, as for an operator's worker.
+        command = [sys.executable, "-m", "celery", "-A", "config", kind, *extra]
         if kind == "worker":
             command += ["-Q", self.queue, "-n", f"{self.queue}-{len(self.processes)}@%h", "--without-mingle"]
         if kind == "beat":

@@ -94,3 +94,17 @@ def test_a_run_whose_worker_is_killed_ends_failed_worker_lost(celery_processes, 
     assert run.status == "failed"
     assert run.error.startswith("worker lost")
     assert list(run.steps.values_list("status", flat=True)) == ["failed"]
+
+
+@pytest.mark.parametrize(("level", "logged"), [("INFO", True), ("WARNING", False)])
+def test_a_worker_logs_its_runs_at_the_level_log_level_sets_without_any_loglevel_option(
+    celery_processes, make_job, level, logged
+):
+    # Celery used to set the root level to its own --loglevel (default WARNING) over LOG_LEVEL.
+    job = make_job(steps='examples.echo {"message": "logged"}')
+    celery_processes.start("worker", "--concurrency=1", env={"LOG_LEVEL": level})
+    run = job_run_now(job=job)
+    wait_for(lambda: finished_runs(job), timeout=60, describe=f"run {run.pk}\n{celery_processes.logs()}")
+    line = f"run {run.pk} of job {job.pk} succeeded (manual)"
+    wait_for(lambda: (line in celery_processes.logs()) or not logged, timeout=10, describe=celery_processes.logs())
+    assert (line in celery_processes.logs()) is logged, celery_processes.logs()
