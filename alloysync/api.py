@@ -20,6 +20,7 @@ from scheduler.api.errors import Conflict, Unavailable
 from scheduler.api.pagination import NewestFirstCursorPagination
 from scheduler.api.parsers import JSONParser
 from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, ERROR
+from scheduler.api.serializers import StrictBooleanField
 from scheduler.models import Lease
 
 
@@ -62,7 +63,7 @@ class SyncRequestSerializer(serializers.Serializer[dict[str, Any]]):
     """``POST /syncs/``: ``{}`` for the schedule's choice (incremental unless a full read is due), or
     ``{"full": true}`` to read every item, as ``sync_alloy --full``."""
 
-    full = serializers.BooleanField(default=False, help_text="Read every item (a complete read).")
+    full = StrictBooleanField(default=False, help_text="Read every item (a complete read): true or false.")
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):

@@ -17,18 +17,23 @@ _REFUSED = "Invalid or revoked API token."
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Token <key>`` or ``Bearer <key>``; 401 for an unknown or revoked key or an
-    inactive user. A request without the header falls through to the session."""
+    """``Authorization: Token <key>`` or ``Bearer <key>``; 401 for an unknown or revoked key, an
+    inactive user, or another scheme (Basic). A request without the header falls through to the session."""
 
     keyword = "Token"
 
     def authenticate(self, request: Request) -> tuple[Any, TokenUse] | None:
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() not in _SCHEMES:
+        if not header:
             return None
+        if header[0].lower() not in _SCHEMES:
+            # Credentials in another scheme (Basic, Digest...): saying none were given would mislead.
+            raise exceptions.AuthenticationFailed(
+                "The Authorization scheme must be Token or Bearer: 'Token <key>' (an API token, not a password)."
+            )
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
-                "The Authorization header must be 'Token <key>', with no spaces in the key."
+                "The Authorization header must be one 'Token <key>' (one header, no spaces in the key)."
             )
         try:
             key = header[1].decode("ascii")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -17,6 +19,9 @@ from rest_framework.views import exception_handler
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler (status, WWW-Authenticate, Retry-After), its body made the one shape above."""
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own size check (request.body read somewhere before the parser): the same 413.
+        exc = too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: Django's 500, logged as any other
@@ -60,3 +65,18 @@ class Unavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Not available in this deployment."
     default_code = "unavailable"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """413: the body is longer than this server reads (``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+def too_large(limit: int | None) -> PayloadTooLarge:
+    """The 413 naming the limit, in bytes and the setting's name."""
+    return PayloadTooLarge(
+        f"The request body is over {limit} bytes, the most this server reads (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+    )

@@ -224,6 +224,28 @@ class JobRunDetailSerializer(JobRunSerializer):
         read_only_fields = fields
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true`` or ``false``, nothing DRF would read as one ("yes", 1, "on"): the schema says boolean."""
+
+    default_error_messages = {"invalid": "must be true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string, not a number DRF would turn into one: the schema says string."""
+
+    default_error_messages = {"invalid": "must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class JobFilterSerializer(serializers.Serializer[dict[str, Any]]):
     """``GET /jobs/`` query: each filter optional; booleans as true/false (also 1/0, yes/no)."""
 
@@ -264,7 +286,7 @@ class RunRequestSerializer(serializers.Serializer[dict[str, Any]]):
 class PauseRequestSerializer(serializers.Serializer[dict[str, Any]]):
     """``POST /jobs/{id}/pause/``: why, for whoever finds the job paused."""
 
-    note = serializers.CharField(max_length=MAX_NOTE_CHARS, help_text="Why the job is paused (required).")
+    note = StrictCharField(max_length=MAX_NOTE_CHARS, help_text="Why the job is paused (required).")
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         _refuse_unknown_fields(self, data)

@@ -247,7 +247,7 @@ def _step_kwargs(job: Job, given: dict[str, JSONObject] | None) -> list[object] 
     named: dict[int, str] = {}
     for key, kwargs in given.items():
         try:
-            index = step_index(stored, key.strip())
+            index = step_index(stored, _step_key(key))
         except ValueError as exc:
             errors[f"kwargs.{key[:50]}"] = [str(exc)]
             continue
@@ -259,6 +259,22 @@ def _step_kwargs(job: Job, given: dict[str, JSONObject] | None) -> list[object] 
     if errors:
         raise ValidationError(errors)
     return step_kwargs
+
+
+def _step_key(key: str) -> str:
+    """``key`` as ``step_index`` reads it, when it is a step's number written plainly (ASCII digits, no
+    sign, spaces or leading zero) or anything else (a function's name, matched exactly).
+
+    Raises ValueError for a number written otherwise: "01" or a 30-digit number is no step anyone
+    meant, and reading it as 1 would hide a client's bug."""
+    if key.isascii() and key.isdigit():
+        if key.startswith("0"):
+            raise ValueError(
+                f"write the step's number plainly ({int(key[:6]) or 1}, not {key[:10]!r}): no leading zero"
+            )
+        if len(key) > 6:
+            raise ValueError("the job has no step with a number that large")
+    return key
 
 
 RUN_FILTER_PARAMETERS = [
