@@ -7,8 +7,12 @@ a token is made or revoked, never changed into another.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -32,6 +36,19 @@ class ApiTokenForm(forms.ModelForm[ApiToken]):
         fields = ["user", "name"]
 
 
+def token_users_for(request: HttpRequest) -> QuerySet[Any]:
+    """Whom ``request.user`` may make a token for: anyone if a superuser, else only themselves.
+
+    A token acts with its user's permissions: making one for another user is acting as them. Only a
+    superuser already holds every permission anyone has; anyone else making a token for a superuser
+    would gain what they lack (add_apitoken alone must never be a way to everything).
+    """
+    users = get_user_model().objects.filter(is_active=True)
+    if request.user.is_superuser:
+        return users
+    return users.filter(pk=request.user.pk or 0)
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     form = ApiTokenForm
@@ -51,7 +68,16 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
             return []
         return ["key_shown", "user", "created", "last_used", "revoked"]
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user":
+            kwargs["queryset"] = token_users_for(request)
+            kwargs.setdefault("initial", request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm[ApiToken], change: bool) -> None:
+        # The form's choices already hold only whom this user may act for; this holds whatever the form.
+        if not change and not token_users_for(request).filter(pk=obj.user_id).exists():
+            raise PermissionDenied("You may make API tokens only for yourself.")
         if change:
             obj.save(update_fields=["name"])  # only the name may change; the key never does
             return

@@ -57,3 +57,27 @@ def test_revoke_action_needs_change_permission(client, django_user_model):
     viewer.user_permissions.add(Permission.objects.get(codename="change_apitoken"))
     client.post("/admin/scheduler/apitoken/", data)
     assert client_with(key).get("/api/v1/").status_code == 401
+
+
+def test_a_staff_user_who_may_add_tokens_makes_them_only_for_themselves(client, django_user_model):
+    # A token acts as its user: add_apitoken must not be a way to act as a superuser (found by trying it).
+    boss = django_user_model.objects.create_superuser("boss", password="pw")
+    maker = django_user_model.objects.create_user("maker", password="pw", is_staff=True)
+    maker.user_permissions.set(Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
+    client.force_login(maker)
+
+    form = client.get("/admin/scheduler/apitoken/add/").content.decode()
+    assert f'value="{maker.pk}"' in form and f'value="{boss.pk}"' not in form
+    response = client.post("/admin/scheduler/apitoken/add/", {"user": boss.pk, "name": "mine now"})
+
+    assert response.status_code == 200 and not ApiToken.objects.filter(user=boss).exists()
+    assert "Select a valid choice" in response.content.decode()
+    client.post("/admin/scheduler/apitoken/add/", {"user": maker.pk, "name": "my own"})
+    assert list(ApiToken.objects.values_list("user__username", flat=True)) == ["maker"]
+
+
+def test_a_superuser_may_make_a_token_for_another_user(admin_client_for, django_user_model):
+    client, _ = admin_client_for
+    portal = django_user_model.objects.create_user("portal")
+    assert client.post("/admin/scheduler/apitoken/add/", {"user": portal.pk, "name": "portal"}).status_code == 200
+    assert ApiToken.objects.get().user == portal
