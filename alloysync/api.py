@@ -21,6 +21,7 @@ from scheduler.api.pagination import NewestFirstCursorPagination
 from scheduler.api.parsers import JSONParser
 from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, ERROR
 from scheduler.api.serializers import StrictBooleanField
+from scheduler.api.views import PAGE_PARAMETERS, refuse_unknown_parameters
 from scheduler.models import Lease
 
 
@@ -115,6 +116,7 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
         responses={200: SyncRunSerializer(many=True), **BAD_REQUEST, **COMMON_ERRORS},
     )
     def list(self, request: Request) -> Response:
+        refuse_unknown_parameters(request, PAGE_PARAMETERS["cursor"])
         page = self.paginate_queryset(SyncRun.objects.all())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

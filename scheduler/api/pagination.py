@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -19,16 +19,49 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-#: Most results a page holds, whatever ``page_size`` asks.
+#: Most results a page holds; ``page_size`` above it is refused.
 MAX_PAGE_SIZE = 500
+# Years a cursor's time may have: every row's time is in them; the ends of datetime's range are not
+# (arithmetic there overflows, and each database reads them differently).
+_EARLIEST, _LATEST = 1900, 9000
+
+
+def page_size_of(request: Request, default: int) -> int:
+    """``?page_size=``: 1 to 500, ASCII digits; 400 naming it otherwise (never capped or defaulted
+    silently: a client asking for 1000 would think it had every row)."""
+    text = request.query_params.get("page_size")
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_PAGE_SIZE:
+        raise ValidationError({"page_size": [f"must be a whole number from 1 to {MAX_PAGE_SIZE}"]})
+    return int(text)
+
+
+def plain_number(text: str) -> bool:
+    """ASCII digits, no sign, spaces or leading zero: how this API writes numbers in URLs."""
+    return text.isascii() and text.isdigit() and not text.startswith("0")
 
 
 class JobPagination(PageNumberPagination):
-    """``?page=N`` (from 1) and ``?page_size=`` (1 to 500, default 50); ``count`` is the total."""
+    """``?page=N`` (from 1) and ``?page_size=`` (1 to 500, default 50); ``count`` is the total.
+
+    DRF's ``?page=last`` is refused with the rest: ``count`` and ``page_size`` say which page is last.
+    A page past the end is a 404 (there is no such page), a page that is no number a 400.
+    """
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
+    last_page_strings = ()
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_of(request, self.page_size)
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        text = request.query_params.get(self.page_query_param)
+        if text is not None and not (plain_number(text) and len(text) <= 18):
+            raise ValidationError({self.page_query_param: ["must be a whole number from 1"]})
+        return super().paginate_queryset(queryset, request, view)
 
 
 class NewestFirstCursorPagination(BasePagination):
@@ -109,12 +142,7 @@ class NewestFirstCursorPagination(BasePagination):
         ]
 
     def _page_size(self, request: Request) -> int:
-        text = request.query_params.get(self.page_size_query_param)
-        if text is None:
-            return self.page_size
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_PAGE_SIZE:
-            raise ValidationError({self.page_size_query_param: [f"must be a whole number from 1 to {MAX_PAGE_SIZE}"]})
-        return int(text)
+        return page_size_of(request, self.page_size)
 
     def _encode(self, moment: datetime, pk: int) -> str:
         text = json.dumps([moment.isoformat(), pk], separators=(",", ":"))
@@ -129,7 +157,14 @@ class NewestFirstCursorPagination(BasePagination):
             moment = datetime.fromisoformat(moment_text)
             if type(pk) is not int or not 0 < pk < 2**63 or timezone.is_naive(moment):
                 raise ValueError
-        except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError):
+            # In UTC, as this API writes every cursor: fromisoformat takes offsets to +-23:59, PostgreSQL
+            # only to +-15:59, and 0001-01-01+14:00 overflows (OverflowError) in SQLite's conversion.
+            if moment.utcoffset() != timedelta(0):
+                raise ValueError
+            moment = moment.astimezone(UTC)
+            if not _EARLIEST <= moment.year <= _LATEST:
+                raise ValueError
+        except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError, OverflowError):
             raise ValidationError(
                 {self.cursor_query_param: ["not a cursor from this API: copy the next link"]}
             ) from None

@@ -256,10 +256,29 @@ class JobFilterSerializer(serializers.Serializer[dict[str, Any]]):
     removed = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class IdField(serializers.Field):  # type: ignore[type-arg]
+    """An id in a query string: ASCII digits, no sign, spaces or leading zero, 1 to 2**63 - 1, as a
+    URL's id (DRF's IntegerField takes fullwidth digits and " 1", which no id is written as)."""
+
+    default_error_messages = {"invalid": "must be an id: a whole number from 1, in ASCII digits, no leading zero."}
+
+    def to_internal_value(self, data: Any) -> int:
+        text = str(data)
+        if not (text.isascii() and text.isdigit() and not text.startswith("0")) or len(text) > 19:
+            self.fail("invalid")
+        if int(text) > 2**63 - 1:
+            self.fail("invalid")
+        return int(text)
+
+    def to_representation(self, value: Any) -> int:
+        return int(value)
+
+
 class RunFilterSerializer(serializers.Serializer[dict[str, Any]]):
     """``GET /runs/`` query."""
 
-    job = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A job's id.")
+    job = IdField(required=False, help_text="A job's id.")
     status = serializers.ChoiceField(choices=JobRun.Status.choices, required=False)
     trigger = serializers.ChoiceField(choices=JobRun.Trigger.choices, required=False)
 

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from scheduler import services
 from scheduler.api.errors import Conflict
-from scheduler.api.pagination import JobPagination, NewestFirstCursorPagination
+from scheduler.api.pagination import JobPagination, NewestFirstCursorPagination, plain_number
 from scheduler.api.parsers import JSONParser
 from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, CONFLICT, NOT_FOUND
 from scheduler.api.serializers import (
@@ -52,18 +52,31 @@ class ApiView(APIView):
 
 def object_id(text: str) -> int:
     """A URL's id as a number; 404 (as for an id with no row) when it is not one a row can have."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 1 <= int(text) <= MAX_ID:
-        raise NotFound("No such id: ids are whole numbers from 1.")
+    if not plain_number(text) or len(text) > 19 or not 1 <= int(text) <= MAX_ID:
+        raise NotFound("No such id: ids are whole numbers from 1, written plainly (no leading zero).")
     return int(text)
 
 
-def query_filters(serializer_class: type[serializers.Serializer[Any]], request: Request) -> dict[str, Any]:
-    """A list's filters from the query string, checked; 400 naming each bad parameter."""
-    known = {
-        name: request.query_params[name]
-        for name in list[str](serializer_class().fields)
-        if name in request.query_params
-    }
+#: Query parameters every list reads besides its filters: the renderer's, and its pages'.
+PAGE_PARAMETERS = {"jobs": {"format", "page", "page_size"}, "cursor": {"format", "cursor", "page_size"}}
+
+
+def refuse_unknown_parameters(request: Request, allowed: set[str]) -> None:
+    """400 naming each query parameter the list does not read: a misspelt filter (``?pasued=true``)
+    ignored silently would list every row as if filtered."""
+    unknown = [name for name in request.query_params if name not in allowed]
+    if unknown:
+        known = ", ".join(sorted(allowed - {"format"}))
+        raise ValidationError({name[:50]: [f"unknown query parameter; this list reads {known}"] for name in unknown})
+
+
+def query_filters(
+    serializer_class: type[serializers.Serializer[Any]], request: Request, paging: set[str]
+) -> dict[str, Any]:
+    """A list's filters from the query string, checked; 400 naming each bad or unknown parameter."""
+    names = list[str](serializer_class().fields)
+    refuse_unknown_parameters(request, {*names, *paging})
+    known = {name: request.query_params[name] for name in names if name in request.query_params}
     filters = serializer_class(data=known)
     filters.is_valid(raise_exception=True)
     return dict(filters.validated_data)
@@ -147,7 +160,7 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
         responses={200: JobSerializer(many=True), **BAD_REQUEST, **COMMON_ERRORS},
     )
     def list(self, request: Request) -> Response:
-        filters = query_filters(JobFilterSerializer, request)
+        filters = query_filters(JobFilterSerializer, request, PAGE_PARAMETERS["jobs"])
         jobs = self.get_queryset()
         if filters.get("source") == Job.Source.ALLOY:
             # Every Alloy job has its item id: the page's count then reads the (source, external_id)
@@ -302,7 +315,7 @@ class JobRunViewSet(viewsets.GenericViewSet[JobRun]):
         responses={200: JobRunSerializer(many=True), **BAD_REQUEST, **COMMON_ERRORS},
     )
     def list(self, request: Request) -> Response:
-        filters = query_filters(RunFilterSerializer, request)
+        filters = query_filters(RunFilterSerializer, request, PAGE_PARAMETERS["cursor"])
         runs = self.get_queryset()
         if "job" in filters:
             # By the job's index, whatever its history: see of_job_newest_first's docstring.
