@@ -488,7 +488,11 @@ class JobAdmin(admin.ModelAdmin[Job]):
         if not self._may_run(request, job):
             raise PermissionDenied
         if request.method == "POST":
-            run = services.job_run_now(job=job, requested_by=acting_user(request))
+            try:
+                run = services.job_run_now(job=job, requested_by=acting_user(request))
+            except services.RunNotQueued as exc:
+                self.message_user(request, f"Run {exc.run.pk} failed: {exc.run.error}", messages.ERROR)
+                return self._back_to_job(job)
             self.log_change(request, job, f"Ran now: run {run.pk} queued")
             self._run_queued_message(request, run)
             return self._back_to_job(job)
@@ -500,7 +504,11 @@ class JobAdmin(admin.ModelAdmin[Job]):
             raise PermissionDenied
         form = RunWithArgumentsForm(request.POST if request.method == "POST" else None, job=job)
         if request.method == "POST" and form.is_valid():
-            run = services.job_run_now(job=job, step_kwargs=form.step_kwargs, requested_by=acting_user(request))
+            try:
+                run = services.job_run_now(job=job, step_kwargs=form.step_kwargs, requested_by=acting_user(request))
+            except services.RunNotQueued as exc:
+                self.message_user(request, f"Run {exc.run.pk} failed: {exc.run.error}", messages.ERROR)
+                return self._back_to_job(job)
             shown = "; ".join(f"step {n}: {json.dumps(kw, sort_keys=True)}" for n, kw in enumerate(form.step_kwargs, 1))
             self.log_change(request, job, f"Ran now with arguments: run {run.pk} queued ({shown})"[:2000])
             self._run_queued_message(request, run)
@@ -693,12 +701,18 @@ class JobAdmin(admin.ModelAdmin[Job]):
 
     @admin.action(description="Run selected jobs now", permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        runs = [services.job_run_now(job=job, requested_by=acting_user(request)) for job in queryset]
+        runs = []
+        for job in queryset:
+            try:
+                runs.append(services.job_run_now(job=job, requested_by=acting_user(request)))
+            except services.RunNotQueued as exc:
+                self.message_user(request, f"{job}: run {exc.run.pk} failed: {exc.run.error}", messages.ERROR)
         for run in runs:
             self.log_change(request, run.job, f"Ran now: run {run.pk} queued")
-        self.message_user(
-            request, f"Queued {len(runs)} run(s): {', '.join(str(run.pk) for run in runs)}.", messages.SUCCESS
-        )
+        if runs:
+            self.message_user(
+                request, f"Queued {len(runs)} run(s): {', '.join(str(run.pk) for run in runs)}.", messages.SUCCESS
+            )
 
 
 # Run history is never edited: every field shown is read-only. Tuples of names, which both ``fields``

@@ -39,7 +39,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 
 from scheduler.admin_helpers import ADMIN_CSS, acting_user, name_cell
 from scheduler.models import RUN_JOB_PERMISSION, Job
-from scheduler.services import job_resume, job_run_now
+from scheduler.services import RunNotQueued, job_resume, job_run_now
 
 # django-celery-beat's admin, whose action descriptions (translated) are kept.
 _Base = celery_beat_admin.PeriodicTaskAdmin
@@ -116,10 +116,15 @@ class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):  # type: ignore[mi
     @admin.action(description=_Base.run_tasks.short_description, permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         jobs = _jobs_of(queryset)
+        queued = 0
         for job in jobs:
-            job_run_now(job=job, requested_by=acting_user(request))
-        if jobs:
-            self.message_user(request, f"Queued a manual run of {len(jobs)} job(s).", messages.SUCCESS)
+            try:
+                job_run_now(job=job, requested_by=acting_user(request))
+                queued += 1
+            except RunNotQueued as exc:
+                self.message_user(request, f"{job}: run {exc.run.pk} failed: {exc.run.error}", messages.ERROR)
+        if queued:
+            self.message_user(request, f"Queued a manual run of {queued} job(s).", messages.SUCCESS)
         others = _not_jobs(queryset, jobs)
         if others.exists():
             super().run_tasks(request, others)

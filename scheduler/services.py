@@ -8,6 +8,7 @@ operators' pause) is never touched by a definition change, and a removed job kee
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -16,14 +17,18 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from scheduler.cron import CrontabFields
 from scheduler.events import job_state_changed_send
 from scheduler.jobspec import JobSpec, step_kwargs_parse, step_kwargs_texts, steps_with_kwargs
+from scheduler.metrics import counters_add, run_end_counts
 from scheduler.models import RUN_JOB_TASK, Job, JobRun, StepRun
 from scheduler.plain_text import one_line
 from scheduler.time_limits import celery_hard_time_limit, run_time_limit
 from scheduler.types import JSONObject
+
+logger = logging.getLogger(__name__)
 
 
 def periodic_task_name(job_id: int, name: str) -> str:
@@ -103,6 +108,15 @@ def job_save(*, job: Job, spec: JobSpec) -> Job:
     return job
 
 
+class RunNotQueued(Exception):
+    """The broker did not take a run's message (down, unreachable): the run is recorded failed, saying
+    so (``run.error``), and nothing runs. Callers answer 503 (API) or show the error (admin)."""
+
+    def __init__(self, run: JobRun) -> None:
+        super().__init__(f"run {run.pk} {run.error}")
+        self.run = run
+
+
 class JobStateError(ValueError):
     """A pause, resume or run that cannot be done as asked; the message says why, for the operator."""
 
@@ -163,12 +177,15 @@ def job_run_now(
 
     ``step_kwargs``: one mapping per step, in order, replacing each step's kwargs for this run only;
     checked against each function's signature exactly as a job's steps are, before anything is
-    queued (JobSpecError, one message per bad step). The run's step runs are made here, so the run
+    queued (JobSpecError, one message per bad step). A broker that does not take the message ends the
+    run failed, saying so, and raises RunNotQueued (at once when no outer transaction holds the send).
+    The run's step runs are made here, so the run
     shows the arguments it uses from the moment it is queued. The message carries Celery's hard time
     limit for the job's own limit, so a job allowed longer than JOB_TIME_LIMIT is not killed early.
     """
     steps = job.steps if step_kwargs is None else steps_with_kwargs(job.steps, step_kwargs)
     hard_limit = celery_hard_time_limit(run_time_limit(job.time_limit))
+    not_sent: list[JobRun] = []
     with transaction.atomic():
         run = JobRun.objects.create(
             job=job, trigger=trigger, status=JobRun.Status.QUEUED, requested_by=cast(Any, requested_by)
@@ -177,10 +194,37 @@ def job_run_now(
             StepRun(run=run, position=position, function=str(step["function"]), kwargs=step.get("kwargs") or {})
             for position, step in enumerate(steps, start=1)
         )
-        transaction.on_commit(
-            lambda: current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}, time_limit=hard_limit)
-        )
+        transaction.on_commit(lambda: _run_send(job, run, hard_limit, not_sent))
+    if not_sent:  # sent at once (no outer transaction) and refused: the caller must say so
+        raise RunNotQueued(run)
     return run
+
+
+def _run_send(job: Job, run: JobRun, hard_limit: int, not_sent: list[JobRun]) -> None:
+    """Send ``run`` to a worker; if the broker does not take it, record the run failed, saying so.
+
+    Never raises: it runs after a commit, where an exception would land in whatever committed (a sync
+    queuing Alloy's run-now requests). Without this a refused send left the run "queued" for ever:
+    nothing else ends a run that never reached a worker.
+    """
+    try:
+        current_app.send_task(RUN_JOB_TASK, args=[job.pk], kwargs={"run_id": run.pk}, time_limit=hard_limit)
+    except (KombuOperationalError, OSError) as exc:
+        # The kind of failure, not its text: that names the broker's host (as alerts' sends do).
+        error = f"not queued: the broker did not take the message ({type(exc).__name__}); nothing ran"
+        now = timezone.now()
+        with transaction.atomic():
+            if JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED).update(
+                status=JobRun.Status.FAILED, finished_at=now, error=error
+            ):
+                counters_add(
+                    run_end_counts(
+                        source=job.source, trigger=run.trigger, outcome="failed", started_at=None, finished_at=now
+                    )
+                )
+        run.status, run.finished_at, run.error = JobRun.Status.FAILED, now, error
+        logger.error("run %s of job %s %s", run.pk, job.pk, error)
+        not_sent.append(run)
 
 
 def run_arguments_initial(job: Job) -> list[str]:
