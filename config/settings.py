@@ -94,6 +94,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Chunked bodies refused (Django would read them as empty); API answers kept out of shared caches.
+    "config.middleware.RequestBodyRules",
     # Serves the admin's static files from gunicorn; no separate web server needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,0 +1,37 @@
+"""Project-wide request rules that no one view should have to remember."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_cache_control, patch_vary_headers
+
+_API_PREFIX = "/api/"
+
+
+class RequestBodyRules:
+    """Refuse request bodies Django would silently read as empty, and keep API answers out of caches.
+
+    Under WSGI Django reads a body only by its Content-Length: a chunked body (no Content-Length)
+    reads as empty, so ``POST /api/v1/jobs/{id}/runs/`` with new arguments ran the job with its
+    stored ones, and the webhook heard "no item named". Such a request is refused with 411, JSON.
+    API answers depend on the caller's token: ``Vary: Authorization`` and ``private, no-store``, so
+    no shared cache serves one caller's answer to another.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            response: HttpResponse = JsonResponse(
+                {"detail": "Send the body with a Content-Length: a chunked body (Transfer-Encoding) is not read."},
+                status=411,
+            )
+        else:
+            response = self.get_response(request)
+        if request.path.startswith(_API_PREFIX):
+            patch_vary_headers(response, ["Authorization"])
+            patch_cache_control(response, private=True, no_store=True)
+        return response
