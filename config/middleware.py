@@ -8,6 +8,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
 _API_PREFIX = "/api/"
+# Views that read a de-chunked body from the server's stream themselves (gunicorn's
+# wsgi.input_terminated), bounded: Alloy's workflows may send chunked bodies.
+_READS_CHUNKED = ("/alloy/webhook",)
 
 
 class RequestBodyRules:
@@ -15,7 +18,8 @@ class RequestBodyRules:
 
     Under WSGI Django reads a body only by its Content-Length: a chunked body (no Content-Length)
     reads as empty, so ``POST /api/v1/jobs/{id}/runs/`` with new arguments ran the job with its
-    stored ones, and the webhook heard "no item named". Such a request is refused with 411, JSON.
+    stored ones. Such a request is refused with 411, JSON, except by the webhook, which reads the
+    body gunicorn de-chunked from its stream, bounded (``alloysync.webhook``).
     API answers depend on the caller's token: ``Vary: Authorization`` and ``private, no-store``, so
     no shared cache serves one caller's answer to another.
     """
@@ -24,7 +28,8 @@ class RequestBodyRules:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not request.path.startswith(_READS_CHUNKED):
             response: HttpResponse = JsonResponse(
                 {"detail": "Send the body with a Content-Length: a chunked body (Transfer-Encoding) is not read."},
                 status=411,
