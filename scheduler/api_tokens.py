@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -76,26 +77,35 @@ class TokenUse:
     user_id: int
     window_started_at: datetime
     window_requests: int
+    counted_at: datetime  # by the clock the window is kept by (the database's, on PostgreSQL)
 
-    def retry_after(self, now: datetime) -> float:
+    def retry_after(self) -> float:
         """Seconds until this token's window ends and its count starts again."""
-        return max((self.window_started_at + WINDOW - now).total_seconds(), 0.0)
+        return max((self.window_started_at + WINDOW - self.counted_at).total_seconds(), 0.0)
 
 
 # One statement authenticates, counts the request in the token's window and stamps last_used_at, so
 # two web processes serving one token never lose a count (each UPDATE sees the other's). A window
 # older than a minute starts again at 1. Every SET expression reads the row as it was (SQL's rule).
-# RETURNING: PostgreSQL, and SQLite from 3.35.
+# RETURNING: PostgreSQL, and SQLite from 3.35. {now} is the clock: on PostgreSQL the database's, so
+# web hosts whose clocks disagree share one window (a host minutes fast locked the token out on every
+# other host for as long); SQLite's file has one host, whose clock Django's text timestamps follow.
 _COUNTED_USE_SQL = """
 UPDATE scheduler_apitoken SET
-  window_requests = CASE WHEN window_started_at IS NULL OR window_started_at <= %s THEN 1
+  window_requests = CASE WHEN window_started_at IS NULL OR window_started_at <= {window_floor} THEN 1
                          ELSE window_requests + 1 END,
-  window_started_at = CASE WHEN window_started_at IS NULL OR window_started_at <= %s THEN %s
+  window_started_at = CASE WHEN window_started_at IS NULL OR window_started_at <= {window_floor} THEN {now}
                            ELSE window_started_at END,
-  last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at <= %s THEN %s ELSE last_used_at END
-WHERE key_hash = %s AND revoked_at IS NULL
-RETURNING id, user_id, key_hash, window_started_at, window_requests
+  last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at <= {used_floor} THEN {now} ELSE last_used_at END
+WHERE key_hash = %(hash)s AND revoked_at IS NULL
+RETURNING id, user_id, key_hash, window_started_at, window_requests, {now}
 """
+_DATABASE_CLOCK = {
+    "now": "statement_timestamp()",
+    "window_floor": "statement_timestamp() - make_interval(secs => %(window)s)",
+    "used_floor": "statement_timestamp() - make_interval(secs => %(used)s)",
+}
+_PROCESS_CLOCK = {"now": "%(now)s", "window_floor": "%(window_floor)s", "used_floor": "%(used_floor)s"}
 
 
 def token_authenticate(key: str) -> TokenUse | None:
@@ -106,21 +116,25 @@ def token_authenticate(key: str) -> TokenUse | None:
     if not key or len(key) > MAX_KEY_CHARS:
         return None
     wanted = key_hash(key)
-    now = timezone.now()
-    window_floor, used_floor = now - WINDOW, now - LAST_USED_RESOLUTION
-    ops = connection.ops
-    params = [ops.adapt_datetimefield_value(value) for value in (window_floor, window_floor, now, used_floor, now)]
+    params: dict[str, Any] = {"hash": wanted}
+    if connection.vendor == "postgresql":
+        sql = _COUNTED_USE_SQL.format(**_DATABASE_CLOCK)
+        params.update(window=WINDOW.total_seconds(), used=LAST_USED_RESOLUTION.total_seconds())
+    else:
+        sql = _COUNTED_USE_SQL.format(**_PROCESS_CLOCK)
+        now, adapt = timezone.now(), connection.ops.adapt_datetimefield_value
+        params.update(now=adapt(now), window_floor=adapt(now - WINDOW), used_floor=adapt(now - LAST_USED_RESOLUTION))
     with connection.cursor() as cursor:
-        cursor.execute(_COUNTED_USE_SQL, [*params, wanted])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    token_id, user_id, stored_hash, started, requests = row
+    token_id, user_id, stored_hash, started, requests, counted_at = row
     # The lookup was by the hash already; compared again in constant time so that no code path
     # ever compares the secret-derived value byte by byte.
     if not hmac.compare_digest(str(stored_hash), wanted):
         return None
-    return TokenUse(token_id, user_id, _as_datetime(started), int(requests))
+    return TokenUse(token_id, user_id, _as_datetime(started), int(requests), _as_datetime(counted_at))
 
 
 def _as_datetime(value: object) -> datetime:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
@@ -37,7 +36,7 @@ class ApiRateThrottle(UserRateThrottle):
             # Counted already, by the UPDATE that authenticated the request.
             if use.window_requests <= rate_limit():
                 return True
-            self._wait = math.ceil(use.retry_after(timezone.now())) or 1
+            self._wait = math.ceil(use.retry_after()) or 1
             return False
         return super().allow_request(request, view)
 
