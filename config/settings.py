@@ -515,5 +515,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # httpx logs every request at INFO; the sync logs one line per sync instead.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # Django's own console handler (DEBUG only) is dropped: its records reach the root's handler
+    # anyway, and it printed each 4xx/5xx a second time, unformatted (breaking LOG_FORMAT=json).
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }

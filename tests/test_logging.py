@@ -39,3 +39,19 @@ def test_an_unknown_log_format_is_refused_by_name():
     result = manage("check", env={**os.environ, "LOG_FORMAT": "xml"})
     assert result.returncode != 0
     assert result.stderr == "alloysync cannot start: LOG_FORMAT must be one of plain, json, got 'xml'\n"
+
+
+def test_with_debug_on_a_refused_request_is_logged_once_in_the_chosen_format(tmp_path):
+    # Django's own console handler (DEBUG only) used to print each 4xx a second time, unformatted.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_URL", "LOG_"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'logs.sqlite3'}", LOG_FORMAT="json", DJANGO_DEBUG="true")
+    env.update(DJANGO_ALLOWED_HOSTS="localhost", VAR_DIR=str(tmp_path))
+    assert manage("migrate", env=env).returncode == 0
+    refused = (
+        "from django.test import Client; "
+        "Client().get('/api/v1/jobs/', HTTP_AUTHORIZATION='Token nope', HTTP_HOST='localhost')"
+    )
+    result = manage("shell", "-c", refused, env=env)
+    lines = [line for line in result.stderr.splitlines() if "/api/v1/jobs/" in line]
+    assert len(lines) == 1, result.stderr
+    assert json.loads(lines[0])["logger"] == "django.request", lines[0]
