@@ -6,6 +6,7 @@ Each view names the permission its actions need (``action_permissions``, read by
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -23,7 +24,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from scheduler import services
-from scheduler.api.errors import Conflict
+from scheduler.api.errors import Conflict, Unavailable
 from scheduler.api.pagination import JobPagination, NewestFirstCursorPagination, plain_number
 from scheduler.api.parsers import JSONParser
 from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, CONFLICT, NOT_FOUND
@@ -87,6 +88,14 @@ def api_user(request: Request) -> AbstractBaseUser:
     if not isinstance(user, AbstractBaseUser):
         raise PermissionDenied  # the permission class lets no anonymous user this far
     return user
+
+
+def _ran_now_message(run: JobRun, step_kwargs: list[object] | None) -> str:
+    """What the job's history says of a run queued: as the admin's own entry reads, arguments and all."""
+    if step_kwargs is None:
+        return f"Ran now: run {run.pk} queued"
+    shown = "; ".join(f"step {n}: {json.dumps(kwargs, sort_keys=True)}" for n, kwargs in enumerate(step_kwargs, 1))
+    return f"Ran now with arguments: run {run.pk} queued ({shown})"
 
 
 def _log_change(request: Request, job: Job, message: str) -> None:
@@ -198,7 +207,7 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
         body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if job.removed_at is not None or job.periodic_task is None:
-            raise Conflict(f"Job {job.pk} is removed (its Alloy item is gone): it can no longer run.")
+            raise Conflict(f"Job {job.pk} is removed: it has no schedule, and can no longer run.")
         step_kwargs = _step_kwargs(job, body.validated_data.get("kwargs"))
         try:
             run = services.job_run_now(
@@ -206,8 +215,10 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
             )
         except JobSpecError as exc:
             raise ValidationError({"kwargs": exc.errors}) from None
-        shown = "" if step_kwargs is None else " with arguments"
-        _log_change(request, job, f"Ran now{shown}: run {run.pk} queued")
+        except services.RunNotQueued as exc:
+            # Recorded failed, saying so (GET its URL): a client must not wait on a run that never left.
+            raise Unavailable(f"Run {exc.run.pk} failed: {exc.run.error}. Try again once the broker is back.") from None
+        _log_change(request, job, _ran_now_message(run, step_kwargs))
         run = JobRun.objects.select_related("job", "requested_by").prefetch_related("steps").get(pk=run.pk)
         data = JobRunDetailSerializer(run, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})

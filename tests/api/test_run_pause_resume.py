@@ -165,5 +165,19 @@ def test_what_a_token_does_is_in_the_job_s_admin_history_beside_the_admin_s_own(
     assert [(e.user.username, e.get_change_message()) for e in entries] == [
         ("ops", "Paused: Alloy outage (through the API)"),
         ("ops", "Resumed (the pause note was: Alloy outage) (through the API)"),
-        ("ops", f"Ran now with arguments: run {run_id} queued (through the API)"),
+        ("ops", f'Ran now with arguments: run {run_id} queued (step 1: {{"message": "x"}}) (through the API)'),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_away_a_run_by_the_api_is_503_and_recorded_failed_not_left_queued(make_job, operator):
+    from config import celery_app
+    from tests.helpers import broker_unreachable
+
+    job = make_job()
+    with broker_unreachable(celery_app):
+        response = operator.post(f"/api/v1/jobs/{job.pk}/runs/")
+    assert response.status_code == 503
+    run = JobRun.objects.get(job=job)
+    assert response.json()["detail"].startswith(f"Run {run.pk} failed: not queued: the broker did not take")
+    assert run.status == "failed"
