@@ -133,7 +133,9 @@ JOB_FILTER_PARAMETERS = [
         "paused", bool, description="true: only paused jobs; false: only jobs not paused (removed ones are neither)."
     ),
     OpenApiParameter("failing", bool, description="true: only jobs whose latest runs failed (failure_streak above 0)."),
-    OpenApiParameter("removed", bool, description="true: only jobs whose Alloy item is gone; false: only live ones."),
+    OpenApiParameter(
+        "removed", bool, description="true: only removed jobs (item gone, or no schedule left); false: only live ones."
+    ),
 ]
 
 
@@ -182,7 +184,9 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
         if filters.get("failing") is not None:
             jobs = jobs.filter(Q(failure_streak__gt=0) if filters["failing"] else Q(failure_streak=0))
         if filters.get("removed") is not None:
-            jobs = jobs.filter(removed_at__isnull=not filters["removed"])
+            # Removed as /metrics counts it: marked so, or without a schedule (its periodic task gone).
+            removed = Q(removed_at__isnull=False) | Q(periodic_task__isnull=True)
+            jobs = jobs.filter(removed if filters["removed"] else ~removed)
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

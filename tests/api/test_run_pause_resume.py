@@ -181,3 +181,16 @@ def test_with_the_broker_away_a_run_by_the_api_is_503_and_recorded_failed_not_le
     run = JobRun.objects.get(job=job)
     assert response.json()["detail"].startswith(f"Run {run.pk} failed: not queued: the broker did not take")
     assert run.status == "failed"
+
+
+def test_a_job_whose_periodic_task_is_gone_is_removed_to_the_api_filters_as_to_metrics(make_job, operator):
+    from scheduler.metrics import job_state_counts
+
+    live, lost = make_job(name="live"), make_job(name="lost")
+    lost.periodic_task.delete()  # as deleting it on django-celery-beat's page would
+
+    removed = operator.get("/api/v1/jobs/?removed=true").json()["results"]
+    kept = operator.get("/api/v1/jobs/?removed=false").json()["results"]
+    assert [job["name"] for job in removed] == ["lost"] and [job["name"] for job in kept] == ["live"]
+    assert job_state_counts()["removed"] == 1
+    assert live.pk != lost.pk
