@@ -51,3 +51,19 @@ def test_api_answers_vary_by_token_and_are_never_stored_by_a_cache(make_job, tok
     assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
     refused = client_with(None).get("/api/v1/jobs/")
     assert refused.status_code == 401 and "no-store" in refused["Cache-Control"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_post_missing_the_trailing_slash_hears_where_to_send_it_and_nothing_runs(
+    make_job, token_for, settings, debug
+):
+    # Django's APPEND_SLASH answered 500 (DEBUG) or a 301 that clients follow as a GET: nothing ran.
+    settings.DEBUG = debug
+    job = make_job()
+    client = client_with(token_for("ops", OPERATE))
+    response = client.post(f"/api/v1/jobs/{job.pk}/runs", {}, format="json")
+    assert response.status_code == 404
+    assert response.json()["detail"].endswith(f"send this POST to /api/v1/jobs/{job.pk}/runs/")
+    assert not JobRun.objects.exists()
+    assert client.get(f"/api/v1/jobs/{job.pk}").status_code == 301  # a GET is redirected, as before
