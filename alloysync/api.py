@@ -15,6 +15,7 @@ from rest_framework.reverse import reverse
 from alloysync.health import alloy_configured
 from alloysync.models import SyncRun
 from alloysync.sync_lease import SYNC_LEASE, SYNC_LEASE_TTL
+from alloysync.tasks import SYNC_QUEUED_LEASE, SYNC_QUEUED_TTL
 from alloysync.tasks import sync as sync_task
 from scheduler.api.errors import Conflict, Unavailable
 from scheduler.api.pagination import NewestFirstCursorPagination
@@ -22,6 +23,7 @@ from scheduler.api.parsers import JSONParser
 from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, ERROR
 from scheduler.api.serializers import StrictBooleanField
 from scheduler.api.views import PAGE_PARAMETERS, refuse_unknown_parameters
+from scheduler.leases import lease_drop, lease_hold, lease_holder
 from scheduler.models import Lease
 
 
@@ -87,14 +89,21 @@ QUEUED = inline_serializer(
 
 
 def sync_under_way() -> str | None:
-    """Why a sync cannot start now (one is running, or holds the lease), or None."""
+    """Why a sync cannot start now (one is running, or holds the lease, or is queued), or None."""
     now = timezone.now()
-    if Lease.objects.filter(name=SYNC_LEASE, expires_at__gt=now).exists():
-        return "A sync is running (it holds the alloy-sync lease); try again when it has finished."
     # A record still "running" whose process died is finished by the next sync; only a recent one counts.
     recent = now - timedelta(seconds=SYNC_LEASE_TTL)
-    if SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__gt=recent).exists():
-        return "A sync is running; try again when it has finished."
+    running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__gt=recent).order_by("-pk").first()
+    if running is not None:
+        return f"Sync {running.pk} is running; try again when it has finished."
+    if Lease.objects.filter(name=SYNC_LEASE, expires_at__gt=now).exists():
+        return "A sync is running (it holds the alloy-sync lease); try again when it has finished."
+    queued = Lease.objects.filter(name=SYNC_QUEUED_LEASE, expires_at__gt=now).first()
+    if queued is not None:
+        return (
+            f"A sync is queued (since {queued.acquired_at.isoformat()}) and no worker has run it yet; "
+            f"try again when it has run (or after {SYNC_QUEUED_TTL:g} s if no worker takes it)."
+        )
     return None
 
 
@@ -124,13 +133,14 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
         summary="Start a sync",
         description=(
             "Queues a sync for a worker and answers at once; its record appears in the list when it "
-            "starts. 409 while another sync runs; 503 when Alloy is not configured."
+            "starts. 409 while another sync runs or one queued here has not run yet (for at most "
+            f"{SYNC_QUEUED_TTL:g} s if no worker takes it); 503 when Alloy is not configured."
         ),
         request=SyncRequestSerializer,
         responses={
             202: QUEUED,
             **BAD_REQUEST,
-            409: OpenApiResponse(ERROR, description="A sync is running."),
+            409: OpenApiResponse(ERROR, description="A sync is running or queued: detail says which."),
             503: OpenApiResponse(ERROR, description="Alloy is not configured: detail names the settings."),
             **COMMON_ERRORS,
         },
@@ -143,8 +153,17 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
         busy = sync_under_way()
         if busy:
             raise Conflict(busy)
+        # Taken before sending, so two requests close together cannot both queue a sync (the second
+        # would be skipped by the worker, with no record, after its 202); the task drops it when done.
+        holder = lease_holder()
+        if not lease_hold(name=SYNC_QUEUED_LEASE, holder=holder, ttl=SYNC_QUEUED_TTL):
+            raise Conflict(sync_under_way() or "A sync is queued; try again when it has run.")
         full = bool(body.validated_data["full"])
-        result = sync_task.apply_async(kwargs={"trigger": SyncRun.Trigger.API, "full": full})
+        try:
+            result = sync_task.apply_async(kwargs={"trigger": SyncRun.Trigger.API, "full": full, "queued_as": holder})
+        except Exception:
+            lease_drop(name=SYNC_QUEUED_LEASE, holder=holder)  # nothing queued: nothing to wait for
+            raise
         data = {
             "queued": True,
             "full": full,

@@ -116,14 +116,16 @@ def test_post_syncs_queues_the_sync_task(operator, published):
     response = operator.post("/api/v1/syncs/", {}, format="json")
     assert response.status_code == 202, response.json()
     assert response.json()["full"] is False and response.json()["task"] == "alloysync.sync"
-    assert published == [("alloysync.sync", {"trigger": "api", "full": False})]
+    ((task, kwargs),) = published
+    assert task == "alloysync.sync" and kwargs == {"trigger": "api", "full": False, "queued_as": kwargs["queued_as"]}
 
 
 @override_settings(**ALLOY)
 def test_post_syncs_full_asks_the_task_for_a_complete_read(operator, published):
     response = operator.post("/api/v1/syncs/", {"full": True}, format="json")
     assert response.status_code == 202 and response.json()["full"] is True
-    assert published == [("alloysync.sync", {"trigger": "api", "full": True})]
+    ((task, kwargs),) = published
+    assert task == "alloysync.sync" and kwargs == {"trigger": "api", "full": True, "queued_as": kwargs["queued_as"]}
 
 
 @override_settings(**ALLOY)
