@@ -6,8 +6,10 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -21,8 +23,8 @@ from scheduler.api.errors import Conflict, Unavailable
 from scheduler.api.pagination import NewestFirstCursorPagination
 from scheduler.api.parsers import JSONParser
 from scheduler.api.schema import BAD_REQUEST, COMMON_ERRORS, ERROR
-from scheduler.api.serializers import StrictBooleanField
-from scheduler.api.views import PAGE_PARAMETERS, refuse_unknown_parameters
+from scheduler.api.serializers import StrictBooleanField, url_of
+from scheduler.api.views import ID_PARAMETER, ID_REGEX, PAGE_PARAMETERS, object_id, refuse_unknown_parameters
 from scheduler.leases import lease_drop, lease_hold, lease_holder
 from scheduler.models import Lease
 
@@ -57,9 +59,9 @@ class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, run: SyncRun) -> str:
-        # Syncs have no page of their own in the API: the list, from this one on.
-        return f"{reverse('api:syncrun-list', request=self.context.get('request'))}"
+        return url_of(self.context, "api:syncrun-detail", run.pk)
 
 
 class SyncRequestSerializer(serializers.Serializer[dict[str, Any]]):
@@ -118,6 +120,7 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
     queryset = SyncRun.objects.all()
     serializer_class = SyncRunSerializer
     pagination_class = SyncPagination
+    lookup_value_regex = ID_REGEX
     action_permissions = {"create": ["alloysync.view_syncrun", "alloysync.run_sync"]}
 
     @extend_schema(
@@ -130,6 +133,21 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
+        summary="One sync",
+        parameters=[ID_PARAMETER],
+        responses={
+            200: SyncRunSerializer,
+            404: OpenApiResponse(ERROR, description="No sync with this id."),
+            **COMMON_ERRORS,
+        },
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        run = SyncRun.objects.filter(pk=object_id(pk)).first()
+        if run is None:
+            raise NotFound("No sync with this id.")
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(
         summary="Start a sync",
         description=(
             "Queues a sync for a worker and answers at once; its record appears in the list when it "
@@ -137,6 +155,10 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
             f"{SYNC_QUEUED_TTL:g} s if no worker takes it); 503 when Alloy is not configured."
         ),
         request=SyncRequestSerializer,
+        examples=[
+            OpenApiExample("The schedule's choice", value={}, request_only=True),
+            OpenApiExample("A complete read", value={"full": True}, request_only=True),
+        ],
         responses={
             202: QUEUED,
             **BAD_REQUEST,

@@ -5,14 +5,14 @@ The schema and the docs need a signed-in user or a token, as every other path he
 describes this deployment to whoever asks, and nobody without an account needs it.
 """
 
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
 from alloysync.api import SyncRunViewSet
 from scheduler.api import urls as scheduler_api_urls
-from scheduler.api.views import ApiRootView
+from scheduler.api.views import ApiRootView, NotFoundView
 
 app_name = "api"
 
@@ -30,4 +30,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="docs",
     ),
     *router.urls,
+    # Last: whatever else is asked under /api/v1/ is a JSON 404, not Django's HTML (or debug) page.
+    re_path(r"^.*$", NotFoundView.as_view(), name="not-found"),
 ]

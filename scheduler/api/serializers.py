@@ -294,7 +294,10 @@ class RunRequestSerializer(serializers.Serializer[dict[str, Any]]):
     kwargs = serializers.DictField(
         child=serializers.DictField(child=serializers.JSONField()),
         required=False,
-        help_text='Per step: {"1": {"message": "hi"}} or {"examples.echo": {"message": "hi"}}.',
+        help_text=(
+            'Per step: {"1": {"message": "hi"}} or {"examples.echo": {"message": "hi"}}. A key is the step\'s '
+            'number written plainly ("1", not "01", "+1" or " 1 ") or its function\'s name exactly.'
+        ),
     )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:

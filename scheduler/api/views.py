@@ -12,8 +12,9 @@ from typing import Any
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.urls import Resolver404, resolve
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -43,6 +44,11 @@ from scheduler.types import JSONObject
 
 #: Largest id a database's bigint holds; beyond it, no such row.
 MAX_ID = 2**63 - 1
+#: What a URL's id may look like to be routed at all (the schema types it integer); anything else is
+#: the catch-all's JSON 404, and object_id refuses the rest ("01", too large).
+ID_REGEX = "[0-9]+"
+#: The path's id in the schema: an integer (the regex alone makes drf-spectacular say string).
+ID_PARAMETER = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The id, a whole number from 1.")
 
 
 class ApiView(APIView):
@@ -146,7 +152,7 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
     queryset = Job.objects.all()
     serializer_class = JobSerializer
     pagination_class = JobPagination
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = ID_REGEX
     action_permissions = {
         "runs": ["scheduler.view_job", RUN_JOB_PERMISSION],
         "pause": ["scheduler.view_job", "scheduler.change_job"],
@@ -190,12 +196,15 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
         page = self.paginate_queryset(jobs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(summary="One job", responses={200: JobSerializer, **NOT_FOUND, **COMMON_ERRORS})
+    @extend_schema(
+        summary="One job", parameters=[ID_PARAMETER], responses={200: JobSerializer, **NOT_FOUND, **COMMON_ERRORS}
+    )
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(
         summary="Run the job now",
+        parameters=[ID_PARAMETER],
         description=(
             "Queues one run (trigger `api`, requested by the token's user) and answers at once. "
             "`kwargs` replaces the keyword arguments of the steps it names, for this run only, checked "
@@ -203,6 +212,10 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
             "admin's run now): a pause stops the schedule, not an operator. A removed job cannot run."
         ),
         request=RunRequestSerializer,
+        examples=[
+            OpenApiExample("Step 1's message", value={"kwargs": {"1": {"message": "hi"}}}, request_only=True),
+            OpenApiExample("The stored arguments", value={}, request_only=True),
+        ],
         responses={202: JobRunDetailSerializer, **BAD_REQUEST, **NOT_FOUND, **CONFLICT, **COMMON_ERRORS},
     )
     @action(detail=True, methods=["post"])
@@ -229,8 +242,10 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
 
     @extend_schema(
         summary="Pause the job",
+        parameters=[ID_PARAMETER],
         description="Stops its schedule until resumed; syncs never resume it. `note` says why (required).",
         request=PauseRequestSerializer,
+        examples=[OpenApiExample("Why", value={"note": "Alloy outage until 14:00"}, request_only=True)],
         responses={200: JobSerializer, **BAD_REQUEST, **NOT_FOUND, **CONFLICT, **COMMON_ERRORS},
     )
     @action(detail=True, methods=["post"])
@@ -249,6 +264,7 @@ class JobViewSet(viewsets.GenericViewSet[Job]):
 
     @extend_schema(
         summary="Resume the job",
+        parameters=[ID_PARAMETER],
         request=None,
         responses={200: JobSerializer, **NOT_FOUND, **CONFLICT, **COMMON_ERRORS},
     )
@@ -319,7 +335,7 @@ class JobRunViewSet(viewsets.GenericViewSet[JobRun]):
     queryset = JobRun.objects.all()
     serializer_class = JobRunSerializer
     pagination_class = NewestFirstCursorPagination
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = ID_REGEX
 
     def get_queryset(self) -> QuerySet[JobRun]:
         return JobRun.objects.select_related("job", "requested_by")
@@ -343,7 +359,9 @@ class JobRunViewSet(viewsets.GenericViewSet[JobRun]):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
-        summary="One run with its steps", responses={200: JobRunDetailSerializer, **NOT_FOUND, **COMMON_ERRORS}
+        summary="One run with its steps",
+        parameters=[ID_PARAMETER],
+        responses={200: JobRunDetailSerializer, **NOT_FOUND, **COMMON_ERRORS},
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         run = self.get_queryset().prefetch_related("steps").filter(pk=object_id(pk)).first()
@@ -371,3 +389,44 @@ class ApiRootView(ApiView):
                 "docs": link("api:docs"),
             }
         )
+
+
+class NotFoundView(ApiView):
+    """Any path under /api/v1/ that no view serves, whatever the method: a JSON 404 (never Django's
+    HTML page or, with DEBUG, its list of URL patterns). GET or HEAD of a known path written without
+    its trailing slash is sent to it (301), as before; any other method is told to add the slash, since
+    clients re-send a redirected POST as a GET."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    throttle_classes: list[Any] = []
+    schema = None  # no operation of the API: not in the OpenAPI schema
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        path = request.path
+        if not path.endswith("/") and _served(f"{path}/"):
+            if request.method in ("GET", "HEAD"):
+                query = request.META.get("QUERY_STRING", "")
+                raise _Redirect(f"{path}/?{query}" if query else f"{path}/")
+            raise NotFound(f"No such path: add the trailing slash ({path[:200]}/).")
+        raise NotFound("No such path in this API; GET /api/v1/ lists its entry points.")
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, _Redirect):
+            return Response(status=status.HTTP_301_MOVED_PERMANENTLY, headers={"Location": exc.location})
+        return super().handle_exception(exc)
+
+
+class _Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+def _served(path: str) -> bool:
+    """True if a view other than NotFoundView serves ``path``."""
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return getattr(match.func, "view_class", None) is not NotFoundView
