@@ -58,7 +58,7 @@ def _unsafe_without_slash(request: HttpRequest) -> bool:
     if request.method in ("GET", "HEAD", "OPTIONS") or not path.startswith(_API_PREFIX) or path.endswith("/"):
         return False
     try:
-        resolve(f"{path}/")
+        match = resolve(f"{path}/")
     except Resolver404:
         return False
-    return True
+    return match.url_name != "not-found"  # the API's catch-all: no such URL, slash or not

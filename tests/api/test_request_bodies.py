@@ -67,3 +67,5 @@ def test_a_post_missing_the_trailing_slash_hears_where_to_send_it_and_nothing_ru
     assert response.json()["detail"].endswith(f"send this POST to /api/v1/jobs/{job.pk}/runs/")
     assert not JobRun.objects.exists()
     assert client.get(f"/api/v1/jobs/{job.pk}").status_code == 301  # a GET is redirected, as before
+    nowhere = client.post("/api/v1/nowhere", {}, format="json")
+    assert nowhere.status_code == 404 and "send this POST" not in nowhere.json()["detail"]
