@@ -8,6 +8,7 @@ from typing import Any, cast
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
+from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -183,8 +184,14 @@ class SyncRunViewSet(viewsets.GenericViewSet[SyncRun]):
         full = bool(body.validated_data["full"])
         try:
             result = sync_task.apply_async(kwargs={"trigger": SyncRun.Trigger.API, "full": full, "queued_as": holder})
-        except Exception:
+        except (KombuOperationalError, OSError) as exc:
             lease_drop(name=SYNC_QUEUED_LEASE, holder=holder)  # nothing queued: nothing to wait for
+            raise Unavailable(
+                f"The sync was not queued: the broker did not take the message ({type(exc).__name__}). "
+                "Try again once the broker is back."
+            ) from None
+        except Exception:
+            lease_drop(name=SYNC_QUEUED_LEASE, holder=holder)
             raise
         data = {
             "queued": True,

@@ -65,3 +65,14 @@ def test_a_failed_sync_lets_the_next_be_queued(operator, published, alloy, setti
     assert not Lease.objects.filter(name=SYNC_QUEUED_LEASE, expires_at__gt=timezone.now()).exists()
     settings.ALLOY_API_KEY = Secret(API_KEY)
     assert operator.post("/api/v1/syncs/", {}, format="json").status_code == 202
+
+
+def test_with_the_broker_away_a_sync_asked_for_is_503_and_the_next_ask_is_not_blocked(operator, alloy):  # noqa: F811
+    from config import celery_app
+    from tests.helpers import broker_unreachable
+
+    with broker_unreachable(celery_app):
+        response = operator.post("/api/v1/syncs/", {}, format="json")
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("The sync was not queued: the broker did not take the message")
+    assert not Lease.objects.filter(name=SYNC_QUEUED_LEASE).exists()  # nothing queued, nothing to wait for
