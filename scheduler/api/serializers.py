@@ -101,6 +101,41 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Job) -> dict[str, Any]:
+        """The fields above, built directly: DRF's field-by-field walk cost about 0.7 ms a job (most
+        of a 50-job page's time). ``test_the_fast_representation_is_drf_s_own`` holds the two equal."""
+        job = instance
+        return {
+            "id": job.pk,
+            "url": self.get_url(job),
+            "name": job.name,
+            "source": job.source,
+            "external_id": job.external_id,
+            "cron": job.cron,
+            "cron_description": self.get_cron_description(job),
+            "timezone": job.timezone,
+            "steps": [
+                {"function": str(step["function"]), "kwargs": dict(step.get("kwargs") or {})} for step in job.steps
+            ],
+            "next_run_at": self.get_next_run_at(job),
+            "paused": self.get_paused(job),
+            "pause_note": job.pause_note,
+            "paused_by": self.get_paused_by(job),
+            "paused_at": _iso(job.paused_at),
+            "last_run": self.get_last_run(job),
+            "runs_url": self.get_runs_url(job),
+            "sync_error": job.sync_error,
+            "time_limit": job.time_limit,
+            "failure_streak": job.failure_streak,
+            "removed_at": _iso(job.removed_at),
+            "created_at": _iso(job.created_at),
+            "updated_at": _iso(job.updated_at),
+        }
+
+    def drf_representation(self, instance: Job) -> dict[str, Any]:
+        """DRF's own representation of the declared fields, against which the fast one is tested."""
+        return dict(super().to_representation(instance))
+
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job: Job) -> str:
         return url_of(self.context, "api:job-detail", job.pk)

@@ -139,3 +139,32 @@ def test_the_list_costs_the_same_queries_for_3_jobs_as_for_30_with_many_runs(mak
     many = _list_queries(client)
     assert few == many
     assert many <= 6  # token, user, count, page (plus savepoints on some backends)
+
+
+def test_the_fast_representation_is_drf_s_own(make_job, django_user_model):
+    # JobSerializer builds its dict directly for speed; DRF's field walk is the reference.
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    from scheduler.api.serializers import JobSerializer
+    from scheduler.api.views import jobs_with_last_run
+    from scheduler.runner import job_run_execute
+
+    ops = django_user_model.objects.create_user("ops")
+    plain = make_job(name="plain", steps='examples.echo {"message": "hi"}\nexamples.sleep {"seconds": 0}')
+    job_pause(job=make_job(name="paused", timezone="Europe/London"), note="quiet week", by=ops)
+    job_remove(job=make_job(name="removed", source=Job.Source.ALLOY, external_id="65f0c1a0e4d0a1b2c3d4e5f1"))
+    refused = make_job(name="refused", source=Job.Source.ALLOY, external_id="65f0c1a0e4d0a1b2c3d4e5f2")
+    Job.objects.filter(pk=refused.pk).update(sync_error="cron '61 * * * *': minute '61' is out of range", time_limit=90)
+    job_run_execute(job=plain, trigger=JobRun.Trigger.COMMAND)
+    job_run_execute(job=make_job(name="failing", steps='examples.fail {"message": "x"}'), trigger="schedule")
+
+    serializer = JobSerializer(context={"request": None, "now": timezone.now()})
+    render = JSONRenderer().render
+    jobs = list(jobs_with_last_run())
+    assert len(jobs) == 5
+    for job in jobs:
+        fast, reference = serializer.to_representation(job), serializer.drf_representation(job)
+        assert list(fast) == list(reference)  # the same fields in the same order
+        assert json.loads(render(fast)) == json.loads(render(reference)), job.name
